@@ -1,0 +1,198 @@
+"""Server settings: one validated `attrs` class, filled from CLI flags and `RHETOR_*` variables.
+
+Every field is described once, here, and both `--help` and the environment mapping are derived from
+that description, so the flag, its variable and its validation can never drift apart. Precedence is
+the usual one: a command-line flag beats its environment variable, which beats the default.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+ENV_PREFIX = "RHETOR_"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+PROVIDERS = ("simulated", "openai", "anthropic", "ollama")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot run with; the message names the flag and variable."""
+
+
+def _setting(default: Any, help: str, *, env: Sequence[str] = (), secret: bool = False,
+             repeatable: bool = False, **kwargs: Any) -> Any:
+    """An attrs field that also carries its CLI help and any extra (non-RHETOR_) variable names."""
+    metadata = {"help": help, "env": tuple(env), "secret": secret, "repeatable": repeatable}
+    return attrs.field(default=default, metadata=metadata, **kwargs)
+
+
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value <= 0:
+        raise SettingsError(f"{_names(attribute)} must be greater than 0, got {value!r}")
+
+
+def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value < 0:
+        raise SettingsError(f"{_names(attribute)} must be 0 or more, got {value!r}")
+
+
+def _one_of(choices: Sequence[str]) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in choices:
+            raise SettingsError(f"{_names(attribute)} must be one of {', '.join(choices)}; got {value!r}")
+    return check
+
+
+def _port(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise SettingsError(f"{_names(attribute)} must be a port number from 0 to 65535, got {value}")
+
+
+def _names(attribute: attrs.Attribute[Any]) -> str:
+    return f"--{attribute.name.replace('_', '-')} ({ENV_PREFIX}{attribute.name.upper()})"
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """Everything the server can be told at start; validated on construction."""
+
+    host: str = _setting("127.0.0.1", "interface to listen on")
+    port: int = _setting(8003, "port to listen on; 0 picks a free port and prints it", validator=_port)
+    log_level: str = _setting("info", "logging level; debug shows per-stream detail",
+                              validator=_one_of(LOG_LEVELS))
+    cors_origin: tuple[str, ...] = _setting((), "origin allowed to call the API from a browser "
+                                            "(repeatable; comma-separated in the variable)",
+                                            repeatable=True, converter=tuple)
+    # Stream machinery limits.
+    max_body_bytes: int = _setting(1024 * 1024, "largest accepted request body in bytes", validator=_positive)
+    queue_size: int = _setting(256, "events buffered per stream before the tool waits for the client",
+                               validator=_positive)
+    send_timeout: float = _setting(30.0, "seconds a client may stop reading before it is dropped",
+                                   validator=_positive)
+    heartbeat: float = _setting(15.0, "seconds without an event before a ': ping' comment; 0 disables it",
+                                validator=_non_negative)
+    progress_interval: float = _setting(0.1, "minimum seconds between two progress events of a stream",
+                                        validator=_non_negative)
+    processing_tick: float = _setting(1.0, "seconds between 'processing' progress events of plain tools",
+                                      validator=_positive)
+    retry_ms: int = _setting(3000, "reconnect delay hint sent to clients in the first frame (ms)",
+                             validator=_non_negative)
+    disconnect_poll: float = _setting(0.05, "seconds between checks for vanished or stalled clients",
+                                      validator=_positive)
+    shutdown_timeout: float = _setting(4.0, "seconds open streams get to end on SIGINT/SIGTERM",
+                                       validator=_positive)
+    # AI specialists and LLM providers.
+    provider: str = _setting("simulated", "default LLM provider of specialists that name none",
+                             validator=_one_of(PROVIDERS))
+    specialists: Path | None = _setting(None, "TOML or JSON file with the specialist roster "
+                                        "(replaces the built-in one)",
+                                        converter=attrs.converters.optional(Path))
+    simulated_tokens_per_s: float = _setting(40.0, "pacing of the offline simulated provider",
+                                             validator=_positive)
+    openai_base_url: str = _setting("https://api.openai.com/v1", "OpenAI-compatible API base URL",
+                                    env=("OPENAI_BASE_URL",))
+    openai_api_key: str = _setting("", "API key for the OpenAI-compatible provider",
+                                   env=("OPENAI_API_KEY",), secret=True, repr=False)
+    anthropic_base_url: str = _setting("https://api.anthropic.com", "Anthropic API base URL",
+                                       env=("ANTHROPIC_BASE_URL",))
+    anthropic_api_key: str = _setting("", "API key for Anthropic", env=("ANTHROPIC_API_KEY",),
+                                      secret=True, repr=False)
+    ollama_host: str = _setting("http://127.0.0.1:11434", "Ollama server URL", env=("OLLAMA_HOST",))
+    upstream_connect_timeout: float = _setting(10.0, "seconds to connect to an LLM provider",
+                                               validator=_positive)
+    upstream_read_timeout: float = _setting(60.0, "seconds an LLM stream may stay silent",
+                                            validator=_positive)
+    upstream_retries: int = _setting(2, "retries of a failed connect before the first token",
+                                     validator=_non_negative)
+    specialist_timeout: float = _setting(120.0, "seconds one specialist may take for a team-chat turn",
+                                         validator=_positive)
+
+    @property
+    def log_level_number(self) -> int:
+        return logging.getLevelName(self.log_level.upper())  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_sources(cls, argv: Sequence[str] | None = None,
+                     environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse flags over variables over defaults; raise SettingsError on any bad value."""
+        environ = os.environ if environ is None else environ
+        parser = build_parser()
+        args = vars(parser.parse_args(argv))
+        values: dict[str, Any] = {}
+        for field in attrs.fields(cls):
+            if args.get(field.name) is not None:
+                values[field.name] = args[field.name]
+                continue
+            raw = _from_env(field, environ)
+            if raw is not None:
+                values[field.name] = _convert(field, raw)
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(str(exc)) from None
+
+
+def _env_names(field: attrs.Attribute[Any]) -> tuple[str, ...]:
+    return (ENV_PREFIX + field.name.upper(), *field.metadata.get("env", ()))
+
+
+def _from_env(field: attrs.Attribute[Any], environ: Mapping[str, str]) -> str | None:
+    for name in _env_names(field):
+        if environ.get(name):
+            return environ[name]
+    return None
+
+
+def _convert(field: attrs.Attribute[Any], raw: str) -> Any:
+    """Turn a variable's text into the field's type, with an error naming the variable."""
+    kind = _kind(field)
+    if kind is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            raise SettingsError(f"{_env_names(field)[0]} must be a number, got {raw!r}") from None
+    return raw
+
+
+def _kind(field: attrs.Attribute[Any]) -> type:
+    annotation = str(field.type)
+    for name, kind in (("tuple", tuple), ("int", int), ("float", float)):
+        if annotation.startswith(name):
+            return kind
+    return str
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `python -m rhetor_stream` argument parser, derived from the Settings fields."""
+    parser = argparse.ArgumentParser(
+        prog="python -m rhetor_stream",
+        description="Run tools and AI specialists and stream what happens as Server-Sent Events.",
+        epilog="Every flag can also be set with the variable shown in its help; flags win.",
+    )
+    for field in attrs.fields(Settings):
+        env_help = " or ".join(_env_names(field))
+        default = "" if field.metadata["secret"] else f"; default: {field.default!r}"
+        options: dict[str, Any] = {
+            "dest": field.name,
+            "default": None,
+            "help": f"{field.metadata['help']} [env {env_help}{default}]",
+        }
+        kind = _kind(field)
+        if field.metadata["repeatable"]:
+            options["action"] = "append"
+        elif kind in (int, float):
+            options["type"] = kind
+            options["metavar"] = "N"
+        if field.name == "log_level":
+            options["choices"] = LOG_LEVELS
+        if field.name == "provider":
+            options["choices"] = PROVIDERS
+        parser.add_argument(f"--{field.name.replace('_', '-')}", **options)
+    return parser

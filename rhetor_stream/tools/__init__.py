@@ -1,0 +1,18 @@
+"""Tools: the registry and decorators users write tools with, and the built-in diagnostic tools."""
+from rhetor_stream.tools.registry import (
+    ArgumentError,
+    Bounds,
+    StreamCallback,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolRegistry,
+    mcp_tool,
+    registry,
+    streaming_tool,
+)
+
+__all__ = [
+    "ArgumentError", "Bounds", "StreamCallback", "Tool", "ToolContext", "ToolError", "ToolRegistry",
+    "mcp_tool", "registry", "streaming_tool",
+]

@@ -1,0 +1,323 @@
+"""The tool registry: `@mcp_tool` turns a plain function into a named, schema-described tool.
+
+The input JSON Schema is derived from the signature (type hints and defaults) so the schema a client
+sees and the validation the server applies are one and the same. Parameters whose names start with an
+underscore are injected by the server (`_stream_callback`, `_context`) and never appear in the schema.
+Bounds on numbers are declared with `Annotated[float, Bounds(ge=0)]`.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import types
+import typing
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any, Literal, Protocol, TypeVar, Union, get_args, get_origin
+
+import attrs
+
+__all__ = [
+    "ArgumentError", "Bounds", "StreamCallback", "Tool", "ToolContext", "ToolError", "ToolRegistry",
+    "mcp_tool", "registry", "streaming_tool",
+]
+
+STREAM_CALLBACK = "_stream_callback"
+CONTEXT = "_context"
+_STREAMING_MARK = "__rhetor_streaming__"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StreamCallback(Protocol):
+    """`await _stream_callback("chunk", {...})`: send a `progress`, `chunk` or `message` event."""
+
+    def __call__(self, event_type: str, data: Mapping[str, Any]) -> Awaitable[None]: ...
+
+
+class ToolError(Exception):
+    """An error a tool raises on purpose: its message and code reach the client as they are."""
+
+    def __init__(self, message: str, *, code: str = "tool_error") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class ArgumentError(ToolError):
+    """The arguments do not fit the tool's schema; names the argument and the problem."""
+
+    def __init__(self, argument: str | None, problem: str) -> None:
+        prefix = f"argument '{argument}': " if argument else ""
+        super().__init__(prefix + problem, code="invalid_arguments")
+        self.argument = argument
+
+
+@attrs.frozen
+class Bounds:
+    """Inclusive numeric bounds for an `Annotated` parameter; they show up in the schema too."""
+
+    ge: float | None = None
+    le: float | None = None
+
+
+@attrs.define
+class ToolContext:
+    """What a running tool may know about its run, injected as `_context` when the tool asks for it."""
+
+    run_id: str
+    tool_name: str
+    chunk_size: str = "sentence"
+    app: Any = None
+    report: Callable[[float | None, str], Awaitable[None]] | None = attrs.field(default=None, repr=False)
+
+    async def report_progress(self, percentage: float | None, message: str = "") -> None:
+        """Report real progress (0-100, or None when unknown); the server throttles and frames it."""
+        if self.report is not None:
+            await self.report(percentage, message)
+
+
+@attrs.frozen
+class _Parameter:
+    annotation: Any
+    required: bool
+    bounds: Bounds | None
+
+
+@attrs.frozen(kw_only=True)
+class Tool:
+    """A registered tool: its function plus the schema its arguments are checked against."""
+
+    name: str
+    description: str
+    function: Callable[..., Any] = attrs.field(repr=False)
+    input_schema: dict[str, Any] = attrs.field(repr=False)
+    tags: tuple[str, ...] = ()
+    _parameters: Mapping[str, _Parameter] = attrs.field(repr=False, alias="parameters")
+    _injected: frozenset[str] = attrs.field(repr=False, alias="injected")
+
+    @property
+    def streaming(self) -> bool:
+        """True when the tool sends its own events through `_stream_callback`."""
+        return bool(getattr(self.function, _STREAMING_MARK, False))
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "tags": list(self.tags),
+                "streaming": self.streaming, "input_schema": self.input_schema}
+
+    def validate(self, arguments: Any) -> dict[str, Any]:
+        """Check arguments against the signature; return them with defaults left to Python."""
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise ArgumentError(None, f"'arguments' must be a JSON object, got {_json_type(arguments)}")
+        unknown = sorted(set(arguments) - set(self._parameters))
+        if unknown:
+            known = ", ".join(self._parameters) or "none"
+            raise ArgumentError(unknown[0], f"unknown argument for {self.name} (it takes: {known})")
+        for name, parameter in self._parameters.items():
+            if name in arguments:
+                _check(name, arguments[name], parameter.annotation)
+                if parameter.bounds is not None:
+                    _check_bounds(name, arguments[name], parameter.bounds)
+            elif parameter.required:
+                raise ArgumentError(name, f"missing required argument of {self.name}")
+        return dict(arguments)
+
+    async def invoke(self, arguments: Mapping[str, Any], *, context: ToolContext,
+                     stream_callback: StreamCallback | None = None) -> Any:
+        """Run the tool with validated arguments; a sync function runs in the default executor."""
+        kwargs = dict(arguments)
+        if STREAM_CALLBACK in self._injected:
+            kwargs[STREAM_CALLBACK] = stream_callback
+        if CONTEXT in self._injected:
+            kwargs[CONTEXT] = context
+        if inspect.iscoroutinefunction(self.function):
+            return await self.function(**kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(self.function, **kwargs))
+
+
+class ToolRegistry:
+    """Tools by name. The module-level `registry` is the default that `@mcp_tool` fills."""
+
+    def __init__(self) -> None:
+        self._tools: dict[str, Tool] = {}
+
+    def register(self, tool: Tool) -> Tool:
+        existing = self._tools.get(tool.name)
+        if existing is not None and existing.function is not tool.function:
+            raise ValueError(f"a tool named {tool.name!r} is already registered")
+        self._tools[tool.name] = tool
+        return tool
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(sorted(self._tools.values(), key=lambda tool: tool.name))
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+
+registry = ToolRegistry()
+
+
+def streaming_tool(function: F) -> F:
+    """Mark a tool that sends its own events; it must accept `_stream_callback`."""
+    if STREAM_CALLBACK not in inspect.signature(function).parameters:
+        raise TypeError(f"streaming tool {function.__qualname__} must take a {STREAM_CALLBACK} parameter")
+    setattr(function, _STREAMING_MARK, True)
+    return function
+
+
+def mcp_tool(*, name: str | None = None, description: str | None = None, tags: tuple[str, ...] = (),
+             registry: ToolRegistry | None = None) -> Callable[[F], F]:
+    """Register a function as a tool; the function itself is returned unchanged."""
+
+    def decorate(function: F) -> F:
+        target = _default_registry() if registry is None else registry
+        target.register(build_tool(function, name=name, description=description, tags=tags))
+        return function
+
+    return decorate
+
+
+def _default_registry() -> ToolRegistry:
+    return registry
+
+
+def build_tool(function: Callable[..., Any], *, name: str | None = None, description: str | None = None,
+               tags: tuple[str, ...] = ()) -> Tool:
+    """Describe `function` as a Tool: schema and validation rules from its signature."""
+    hints = typing.get_type_hints(function, include_extras=True)
+    parameters: dict[str, _Parameter] = {}
+    injected: set[str] = set()
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise TypeError(f"tool {function.__qualname__}: *args/**kwargs cannot be described by a schema")
+        if parameter.name.startswith("_"):
+            injected.add(parameter.name)
+            continue
+        annotation = hints.get(parameter.name, Any)
+        bounds = None
+        if get_origin(annotation) is typing.Annotated:
+            annotation, *extras = get_args(annotation)
+            bounds = next((extra for extra in extras if isinstance(extra, Bounds)), None)
+        is_required = parameter.default is parameter.empty
+        parameters[parameter.name] = _Parameter(annotation, is_required, bounds)
+        schema = _schema(annotation)
+        if bounds is not None:
+            schema.update({key: value for key, value in
+                           (("minimum", bounds.ge), ("maximum", bounds.le)) if value is not None})
+        if is_required:
+            required.append(parameter.name)
+        else:
+            schema["default"] = parameter.default
+        properties[parameter.name] = schema
+    input_schema = {"type": "object", "properties": properties, "required": required,
+                    "additionalProperties": False}
+    doc = inspect.getdoc(function) or ""
+    return Tool(name=name or function.__name__, description=description or doc.split("\n\n")[0],
+                function=function, input_schema=input_schema, tags=tuple(tags),
+                parameters=parameters, injected=frozenset(injected))
+
+
+_JSON_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean",
+                               dict: "object", list: "array", type(None): "null"}
+
+
+def _schema(annotation: Any) -> dict[str, Any]:
+    """JSON Schema of a type hint (the subset tools use: scalars, lists, dicts, Optional, Literal)."""
+    origin = get_origin(annotation)
+    if annotation is Any:
+        return {}
+    if origin is Literal:
+        return {"enum": list(get_args(annotation))}
+    if origin in (Union, types.UnionType):
+        options = [_schema(arg) for arg in get_args(annotation)]
+        return {"anyOf": options}
+    if origin in (list, tuple) or annotation in (list, tuple):
+        args = get_args(annotation)
+        return {"type": "array", "items": _schema(args[0])} if args else {"type": "array"}
+    if origin is dict or annotation is dict:
+        return {"type": "object"}
+    if annotation in _JSON_TYPES:
+        return {"type": _JSON_TYPES[annotation]}
+    raise TypeError(f"tool parameter type {annotation!r} has no JSON Schema mapping")
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null" if value is None else type(value).__name__
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if annotation is Any:
+        return True
+    if origin is Literal:
+        return value in get_args(annotation)
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, arg) for arg in get_args(annotation))
+    if origin in (list, tuple) or annotation in (list, tuple):
+        args = get_args(annotation)
+        return isinstance(value, list) and (not args or all(_matches(item, args[0]) for item in value))
+    if origin is dict or annotation is dict:
+        return isinstance(value, dict)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is type(None):
+        return value is None
+    return isinstance(value, annotation)
+
+
+def _check(name: str, value: Any, annotation: Any) -> None:
+    if not _matches(value, annotation):
+        expected = _describe_type(annotation)
+        raise ArgumentError(name, f"expected {expected}, got {_json_type(value)} {_preview(value)}")
+
+
+def _check_bounds(name: str, value: Any, bounds: Bounds) -> None:
+    if not isinstance(value, (int, float)):
+        return
+    if bounds.ge is not None and value < bounds.ge:
+        raise ArgumentError(name, f"must be at least {bounds.ge:g}, got {value!r}")
+    if bounds.le is not None and value > bounds.le:
+        raise ArgumentError(name, f"must be at most {bounds.le:g}, got {value!r}")
+
+
+def _describe_type(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(arg) for arg in get_args(annotation))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe_type(arg) for arg in get_args(annotation))
+    schema_type = _schema(annotation).get("type")
+    return {"string": "a string", "integer": "an integer", "number": "a number",
+            "boolean": "a boolean", "object": "an object", "array": "an array",
+            "null": "null"}.get(str(schema_type), str(annotation))
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return f"({text[:40]}...)" if len(text) > 40 else f"({text})"
