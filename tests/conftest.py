@@ -18,3 +18,50 @@ def require_binary(name: str, why: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+# --- the server under test -------------------------------------------------------------------------
+
+from collections.abc import Awaitable, Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+import aiohttp  # noqa: E402
+from aiohttp.test_utils import TestClient  # noqa: E402
+
+from rhetor_stream.settings import Settings  # noqa: E402
+from rhetor_stream.sse.parser import ServerSentEvent, aiter_events  # noqa: E402
+from rhetor_stream.web.app import create_app  # noqa: E402
+
+FAST = {"simulated_tokens_per_s": 5000.0, "disconnect_poll": 0.02, "processing_tick": 0.2}
+
+MakeClient = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+def make_client(aiohttp_client: Any) -> MakeClient:
+    """`await make_client(heartbeat=0.1)`: a test client for an app with those settings."""
+
+    async def make(**overrides: Any) -> TestClient:
+        return await aiohttp_client(create_app(Settings(**{**FAST, **overrides})))
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: MakeClient) -> TestClient:
+    return await make_client()
+
+
+async def read_events(response: aiohttp.ClientResponse) -> list[ServerSentEvent]:
+    """Every event of a finished stream, parsed by the project's own parser."""
+    return [event async for event in aiter_events(response.content.iter_any())]
+
+
+async def post_stream(client: TestClient, tool_name: str, arguments: dict[str, Any] | None = None,
+                      **stream_options: Any) -> list[ServerSentEvent]:
+    body: dict[str, Any] = {"tool_name": tool_name, "arguments": arguments or {}}
+    if stream_options:
+        body["stream_options"] = stream_options
+    async with client.post("/api/mcp/v2/stream", json=body) as response:
+        assert response.status == 200, await response.text()
+        return await read_events(response)

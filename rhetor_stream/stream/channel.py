@@ -1,0 +1,115 @@
+"""The bounded bridge between a running tool and the client's `web.StreamResponse`.
+
+Why the frames are encoded by the writer and not by the producer: event ids must increase in the
+order the client receives them, and a timer (a throttled progress event, a heartbeat) may slip an
+item into the queue while the producer waits for space. Numbering at write time makes the order on
+the wire the only order there is. Why everything queued is written at once: one `write` per event
+costs several microseconds of syscalls and bookkeeping; joining whatever the producer has already
+queued into a single write makes a fast stream cost a fraction of that, while an event produced on
+an idle stream still goes out in the very next loop turn.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+from aiohttp import web
+
+from rhetor_stream.sse.encoding import HEARTBEAT, encode_json_event
+
+log = logging.getLogger("rhetor_stream.stream")
+
+Item = tuple[str, Mapping[str, Any]]
+_HEARTBEAT_ITEM: Final[Item] = ("", {})
+
+
+class EventChannel:
+    """Events of one stream: `send` waits while the queue is full, `pump` writes them out."""
+
+    def __init__(self, maxsize: int, *, retry_ms: int | None = None) -> None:
+        self._queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize)
+        self._retry_ms = retry_ms
+        self._tail: tuple[Item, ...] = ()
+        self._finished = False
+        self.last_id = 0
+        self.events_written = 0
+        self.bytes_written = 0
+        self.write_started: float | None = None
+        self.last_write = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    async def send(self, event: str, data: Mapping[str, Any]) -> None:
+        """Queue an event; waits while the client is behind (that is the backpressure)."""
+        if self._finished:
+            return
+        if self._queue.full():
+            await self._queue.put((event, data))
+        else:
+            self._queue.put_nowait((event, data))
+
+    def offer(self, event: str, data: Mapping[str, Any]) -> bool:
+        """Queue an event only if there is room now; for timers, which cannot wait."""
+        if self._finished or self._queue.full():
+            return False
+        self._queue.put_nowait((event, data))
+        return True
+
+    def heartbeat(self) -> None:
+        """Queue a `: ping` comment unless events are already waiting to go out."""
+        if self._queue.empty() and not self._finished:
+            self._queue.put_nowait(_HEARTBEAT_ITEM)
+
+    def finish(self, *events: Item) -> None:
+        """Close the channel: `events` go out after everything already queued, then the stream ends.
+
+        It never waits, so a cancelled producer and server shutdown can always end a stream with a
+        complete final frame, even when the queue is full.
+        """
+        if self._finished:
+            return
+        self._finished = True
+        self._tail = events
+        if not self._queue.full():
+            self._queue.put_nowait(None)
+
+    async def pump(self, response: web.StreamResponse) -> None:
+        """Write queued events until `finish`; raises when the client is gone."""
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        self.last_write = loop.time()
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            done = batch[-1] is None or (self._finished and queue.empty())
+            items = [item for item in batch if item is not None]
+            if done:
+                items.extend(self._tail)
+            payload = self._encode(items)
+            if payload:
+                self.write_started = loop.time()
+                await response.write(payload)
+                self.last_write = loop.time()
+                self.write_started = None
+                self.bytes_written += len(payload)
+            if done:
+                return
+
+    def _encode(self, items: list[Item]) -> bytes:
+        frames = []
+        for item in items:
+            if item is _HEARTBEAT_ITEM:
+                frames.append(HEARTBEAT)
+                continue
+            self.last_id += 1
+            retry = None
+            if self.last_id == 1:
+                retry = self._retry_ms
+            frames.append(encode_json_event(item[0], item[1], id=str(self.last_id), retry=retry))
+        self.events_written = self.last_id
+        return b"".join(frames)

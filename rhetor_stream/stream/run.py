@@ -1,0 +1,223 @@
+"""One tool invocation driven to its end: the producer side of a stream.
+
+The event order is a contract clients rely on: `connected`; any `progress`, `chunk` and `message`;
+exactly one of `complete` or `error`; then `disconnect`. Every way a run can end (a result, a tool
+error, a crash, a server shutdown) goes through `execute`, which is what keeps that promise. Only a
+client that has gone away gets no final frames: there is nobody left to read them.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+import orjson
+
+from rhetor_stream.chunking import ChunkMode
+from rhetor_stream.stream.channel import EventChannel
+from rhetor_stream.stream.progress import ProgressThrottle
+from rhetor_stream.tools.registry import ArgumentError, Tool, ToolContext, ToolError
+
+log = logging.getLogger("rhetor_stream.run")
+
+STREAM_EVENT_TYPES = frozenset({"progress", "chunk", "message"})
+CHUNK_SIZES = tuple(mode.value for mode in ChunkMode)
+
+
+def timestamp() -> str:
+    """ISO 8601 UTC with milliseconds: readable in logs and parseable by `Date` in browsers."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+@attrs.frozen
+class StreamOptions:
+    """The request's `stream_options`, checked before the stream starts."""
+
+    include_progress: bool = True
+    chunk_size: str = "sentence"
+
+    @classmethod
+    def parse(cls, raw: Any) -> StreamOptions:
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise ArgumentError("stream_options", "must be a JSON object")
+        unknown = sorted(set(raw) - {field.name for field in attrs.fields(cls)})
+        if unknown:
+            raise ArgumentError(f"stream_options.{unknown[0]}",
+                                "unknown option (known: include_progress, chunk_size)")
+        include_progress = raw.get("include_progress", True)
+        if not isinstance(include_progress, bool):
+            raise ArgumentError("stream_options.include_progress", "must be true or false")
+        chunk_size = raw.get("chunk_size", "sentence")
+        if chunk_size not in CHUNK_SIZES:
+            raise ArgumentError("stream_options.chunk_size", f"must be one of {', '.join(CHUNK_SIZES)}, "
+                                f"got {chunk_size!r}")
+        return cls(include_progress=include_progress, chunk_size=chunk_size)
+
+
+@attrs.define
+class Activity:
+    """Live counters for `/health` and for tests that prove cancellation works."""
+
+    active_streams: int = 0
+    active_tools: int = 0
+
+
+class ToolRun:
+    """Runs one tool and turns everything that happens into events on a channel."""
+
+    def __init__(self, tool: Tool, arguments: Mapping[str, Any], *, channel: EventChannel,
+                 options: StreamOptions, activity: Activity, app: Any = None,
+                 progress_interval: float = 0.1, processing_tick: float = 1.0,
+                 run_id: str | None = None) -> None:
+        self.tool = tool
+        self.arguments = arguments
+        self.channel = channel
+        self.options = options
+        self.run_id = run_id or new_run_id()
+        self.end_reason = "running"
+        self._activity = activity
+        self._app = app
+        self._progress_interval = progress_interval
+        self._processing_tick = processing_tick
+        self._cancel_reason: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._tick: asyncio.TimerHandle | None = None
+        self._throttle: ProgressThrottle | None = None
+        self._reported: float | None = None
+        self._loop = asyncio.get_running_loop()
+        self._started = self._loop.time()
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self.execute(), name=f"run {self.tool.name} {self.run_id}")
+        return self._task
+
+    def cancel(self, reason: str) -> None:
+        """Stop the tool; `reason` decides what (if anything) the client is told."""
+        if self._task is not None and not self._task.done():
+            self._cancel_reason = self._cancel_reason or reason
+            self._task.cancel()
+
+    async def wait_closed(self) -> None:
+        """Wait for the task to end without inheriting its cancellation."""
+        if self._task is not None:
+            await asyncio.wait({self._task})
+
+    async def execute(self) -> None:
+        tool = self.tool
+        channel = self.channel
+        throttle = ProgressThrottle(channel, interval=self._progress_interval, started=self._started)
+        self._throttle = throttle
+        self._activity.active_tools += 1
+        try:
+            await channel.send("connected", {
+                "run_id": self.run_id, "tool_name": tool.name, "timestamp": timestamp(),
+                "message": f"Connected; running {tool.name}"})
+            automatic = self.options.include_progress and not tool.streaming
+            if automatic:
+                await throttle.report("starting", 0, f"Starting {tool.name}")
+                self._tick = self._loop.call_later(self._processing_tick, self._processing)
+            context = ToolContext(run_id=self.run_id, tool_name=tool.name,
+                                  chunk_size=self.options.chunk_size, app=self._app,
+                                  report=self._report)
+            result = await tool.invoke(self.arguments, context=context, stream_callback=self._emit)
+            result_json_problem = _json_problem(result)
+            if result_json_problem:
+                raise ToolError(f"{tool.name} returned a result that is not JSON: {result_json_problem}",
+                                code="invalid_result")
+            self._stop_ticking()
+            if automatic:
+                await throttle.report("finalizing", 100, f"{tool.name} finished", final=True)
+            self._end("complete", {"result": result, "execution_time": self.execution_time(),
+                                   "timestamp": timestamp()}, reason="complete")
+        except asyncio.CancelledError:
+            reason = self._cancel_reason or "cancelled"
+            if reason == "client_disconnected":
+                self.end_reason = reason
+                channel.finish()
+            else:
+                self._fail(f"{tool.name} was stopped: {reason.replace('_', ' ')}", reason, reason=reason)
+            raise
+        except ToolError as exc:
+            self._fail(exc.message, exc.code)
+        except Exception as exc:
+            log.exception("tool %s (run %s) raised", tool.name, self.run_id)
+            self._fail(f"{tool.name} failed: {type(exc).__name__}: {exc}", "tool_error")
+        finally:
+            self._stop_ticking()
+            throttle.close()
+            self._activity.active_tools -= 1
+
+    def execution_time(self) -> float:
+        return round(self._loop.time() - self._started, 4)
+
+    async def _emit(self, event_type: str, data: Mapping[str, Any]) -> None:
+        """The `_stream_callback` handed to streaming tools."""
+        if event_type not in STREAM_EVENT_TYPES:
+            raise ToolError(f"{self.tool.name} sent an event of unknown type {event_type!r} "
+                            f"(use progress, chunk or message)", code="invalid_event")
+        if not isinstance(data, Mapping):
+            raise ToolError(f"{self.tool.name} sent {event_type} data that is not an object",
+                            code="invalid_event")
+        if event_type == "progress":
+            if self.options.include_progress and self._throttle is not None:
+                fields = dict(data)
+                percentage = fields.pop("percentage", None)
+                await self._throttle.report(str(fields.pop("stage", "processing")), percentage,
+                                            str(fields.pop("message", "")),
+                                            final=percentage == 100, **fields)
+            return
+        await self.channel.send(event_type, data)
+
+    async def _report(self, percentage: float | None, message: str) -> None:
+        """`_context.report_progress` for plain tools."""
+        self._reported = percentage
+        if self.options.include_progress and self._throttle is not None:
+            await self._throttle.report("processing", percentage, message)
+
+    def _processing(self) -> None:
+        """The once-a-second heartbeat of a plain tool: honest elapsed time, no invented percentage."""
+        throttle = self._throttle
+        if throttle is None:
+            return
+        throttle.post("processing", self._reported, f"{self.tool.name} is running")
+        self._tick = self._loop.call_later(self._processing_tick, self._processing)
+
+    def _stop_ticking(self) -> None:
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
+
+    def _fail(self, message: str, code: str, *, reason: str = "error") -> None:
+        self._end("error", {"error": message, "code": code, "tool_name": self.tool.name,
+                            "timestamp": timestamp()}, reason=reason)
+
+    def _end(self, event: str, data: dict[str, Any], *, reason: str) -> None:
+        self.end_reason = reason
+        self.channel.finish((event, data), ("disconnect", {
+            "message": _DISCONNECT_MESSAGES.get(reason, f"Stream ended: {reason.replace('_', ' ')}"),
+            "reason": reason, "timestamp": timestamp()}))
+
+
+_DISCONNECT_MESSAGES = {
+    "complete": "Stream complete",
+    "error": "Stream ended after an error",
+    "server_shutdown": "Server is shutting down",
+}
+
+
+def _json_problem(value: Any) -> str | None:
+    try:
+        orjson.dumps(value)
+    except TypeError as exc:
+        return str(exc)
+    return None

@@ -1,0 +1,61 @@
+"""Turning a request body into a checked tool call, before any byte of a stream is sent."""
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import orjson
+from aiohttp import web
+
+from rhetor_stream.stream.run import StreamOptions
+from rhetor_stream.tools.registry import ArgumentError, Tool, ToolRegistry
+from rhetor_stream.web.errors import ApiError
+from rhetor_stream.web.state import STATE
+
+
+@attrs.frozen
+class ToolCall:
+    tool: Tool
+    arguments: dict[str, Any]
+    options: StreamOptions
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object, or an ApiError with the status that names the problem."""
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type",
+                       f"send the body as JSON with 'Content-Type: application/json' "
+                       f"(got {request.content_type!r})")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, "body_too_large", f"request body is larger than the limit of "
+                       f"{request.app[STATE].settings.max_body_bytes} bytes") from None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "malformed_request", "request body must be a JSON object")
+    return body
+
+
+async def read_tool_call(request: web.Request, tools: ToolRegistry) -> ToolCall:
+    body = await read_json_object(request)
+    unknown = sorted(set(body) - {"tool_name", "arguments", "stream_options"})
+    if unknown:
+        raise ApiError(400, "malformed_request", f"unknown field {unknown[0]!r} in the request body "
+                       "(expected tool_name, arguments, stream_options)", field=unknown[0])
+    name = body.get("tool_name")
+    if not isinstance(name, str) or not name:
+        raise ApiError(400, "missing_tool_name", "the request body needs a 'tool_name' string")
+    tool = tools.get(name)
+    if tool is None:
+        raise ApiError(404, "unknown_tool", f"no tool named {name!r}; GET /api/mcp/v2/tools lists them",
+                       tool_name=name)
+    try:
+        arguments = tool.validate(body.get("arguments"))
+        options = StreamOptions.parse(body.get("stream_options"))
+    except ArgumentError as exc:
+        raise ApiError(400, exc.code, exc.message, argument=exc.argument, tool_name=name) from None
+    return ToolCall(tool, arguments, options)

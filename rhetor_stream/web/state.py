@@ -1,0 +1,24 @@
+"""What the handlers share, kept under one typed application key."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+from aiohttp import web
+
+from rhetor_stream.settings import Settings
+from rhetor_stream.stream.run import Activity
+from rhetor_stream.stream.supervisor import StreamSupervisor
+from rhetor_stream.tools.registry import ToolRegistry
+
+
+@attrs.define
+class AppState:
+    settings: Settings
+    tools: ToolRegistry
+    supervisor: StreamSupervisor
+    static_dir: Path
+    activity: Activity = attrs.Factory(Activity)
+
+
+STATE = web.AppKey("rhetor_stream", AppState)

@@ -1,0 +1,83 @@
+"""The tool registry: schemas derived from signatures, and validation that names the problem."""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional
+
+import pytest
+
+from rhetor_stream.tools import ArgumentError, Bounds, StreamCallback, ToolRegistry, mcp_tool, streaming_tool
+
+tools = ToolRegistry()
+
+
+@mcp_tool(name="Shape", description="Exercises every supported type.", tags=("test",), registry=tools)
+async def shape(text: str, count: Annotated[int, Bounds(ge=1, le=10)] = 1, ratio: float = 0.5,
+                flag: bool = False, items: Optional[list[str]] = None,
+                mode: Literal["a", "b"] = "a", extra: Optional[dict] = None) -> None:  # type: ignore[type-arg]
+    """Ignored: the description argument wins."""
+
+
+@mcp_tool(registry=tools)
+@streaming_tool
+async def Streamer(_stream_callback: StreamCallback) -> None:
+    """First paragraph is the description.
+
+    Not this one."""
+
+
+def test_schema_from_signature() -> None:
+    tool = tools.get("Shape")
+    assert tool is not None and tool.streaming is False and tool.tags == ("test",)
+    schema = tool.input_schema
+    assert schema["required"] == ["text"] and schema["additionalProperties"] is False
+    properties = schema["properties"]
+    assert properties["text"] == {"type": "string"}
+    assert properties["count"] == {"type": "integer", "minimum": 1, "maximum": 10, "default": 1}
+    assert properties["ratio"] == {"type": "number", "default": 0.5}
+    assert properties["flag"] == {"type": "boolean", "default": False}
+    assert properties["items"] == {"anyOf": [{"type": "array", "items": {"type": "string"}},
+                                             {"type": "null"}], "default": None}
+    assert properties["mode"] == {"enum": ["a", "b"], "default": "a"}
+
+
+def test_streaming_tool_and_docstring_description() -> None:
+    tool = tools.get("Streamer")
+    assert tool is not None and tool.streaming and tool.description == "First paragraph is the description."
+    assert tool.input_schema["properties"] == {}
+
+
+@pytest.mark.parametrize("arguments, argument, problem", [
+    ({}, "text", "missing required argument"),
+    ({"text": None}, "text", "expected a string, got null"),
+    ({"text": "a", "count": 1.5}, "count", "expected an integer, got number"),
+    ({"text": "a", "count": 11}, "count", "must be at most 10"),
+    ({"text": "a", "ratio": "1"}, "ratio", "expected a number, got string"),
+    ({"text": "a", "flag": 1}, "flag", "expected a boolean, got integer"),
+    ({"text": "a", "items": ["x", 2]}, "items", "expected an array or null"),
+    ({"text": "a", "mode": "c"}, "mode", "expected one of 'a', 'b'"),
+    ({"text": "a", "color": "red"}, "color", "unknown argument for Shape"),
+])
+def test_validation_names_argument_and_problem(arguments: dict[str, object], argument: str, problem: str) -> None:
+    tool = tools.get("Shape")
+    assert tool is not None
+    with pytest.raises(ArgumentError) as caught:
+        tool.validate(arguments)
+    assert caught.value.argument == argument and problem in caught.value.message
+
+
+def test_valid_arguments_pass() -> None:
+    tool = tools.get("Shape")
+    assert tool is not None
+    arguments = {"text": "a", "count": 3, "ratio": 1, "flag": True, "items": ["x"], "mode": "b", "extra": {}}
+    assert tool.validate(arguments) == arguments
+
+
+def test_duplicate_names_and_bad_declarations_are_refused() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        @mcp_tool(name="Shape", registry=tools)
+        async def other(text: str) -> None: ...
+    with pytest.raises(TypeError, match="must take a _stream_callback"):
+        streaming_tool(lambda: None)
+    with pytest.raises(TypeError, match="no JSON Schema mapping"):
+        @mcp_tool(registry=ToolRegistry())
+        async def bad(when: complex) -> None: ...
