@@ -8,7 +8,8 @@ Deliberate choices:
 - `id` and `event` with CR or LF would end the field early and inject fields, and a NUL in an `id`
   makes browsers ignore it: those are refused, not escaped.
 - orjson never emits a raw CR or LF (they are escaped inside strings), so JSON payloads skip the
-  line splitting: that is the server's hot path.
+  line splitting, and the `event:` line of each name is built and checked once: this is the
+  server's hot path.
 """
 from __future__ import annotations
 
@@ -18,25 +19,26 @@ from typing import Final
 import orjson
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_EVENT_LINES: dict[str, bytes] = {}
+_EVENT_LINES_MAX = 1024  # names come from code, but a cache must never grow without bound
 
 
-def encode_event(data: str | None = None, *, event: str | None = None, id: str | None = None,
+def encode_event(data: str | None = None, *, event: str | None = None, id: str | int | None = None,
                  retry: int | None = None) -> bytes:
     """One complete frame. `data=None` sends no data line (the event then only moves the id)."""
-    head = _head(event, id, retry)
-    if data is None:
-        body = ""
-    else:
-        body = "".join(f"data: {line}\n" for line in _LINE_BREAK.split(data))
-    return (head + body + "\n").encode("utf-8")
+    body = b""
+    if data is not None:
+        body = "".join(f"data: {line}\n" for line in _LINE_BREAK.split(data)).encode("utf-8")
+    return _id_line(id) + _event_line(event) + _retry_line(retry) + body + b"\n"
 
 
-def encode_json_event(event: str, payload: object, *, id: str | None = None,
+def encode_json_event(event: str, payload: object, *, id: str | int | None = None,
                       retry: int | None = None) -> bytes:
     """A frame whose data is `payload` as JSON on a single `data:` line."""
-    if id is None and retry is None and event and "\n" not in event and "\r" not in event:
-        return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
-    return (_head(event, id, retry) + "data: ").encode("utf-8") + orjson.dumps(payload) + b"\n\n"
+    event_line = _EVENT_LINES.get(event) or _event_line(event)
+    if retry is None and type(id) is int:
+        return b"id: %d\n%bdata: %b\n\n" % (id, event_line, orjson.dumps(payload))
+    return b"%b%b%bdata: %b\n\n" % (_id_line(id), event_line, _retry_line(retry), orjson.dumps(payload))
 
 
 def encode_comment(text: str = "") -> bytes:
@@ -44,23 +46,38 @@ def encode_comment(text: str = "") -> bytes:
     return ("".join(f": {line}\n" for line in _LINE_BREAK.split(text)) + "\n").encode("utf-8")
 
 
-def _head(event: str | None, id: str | None, retry: int | None) -> str:
-    head = ""
-    if id is not None:
-        _refuse_line_breaks("id", id)
-        if "\0" in id:
-            raise ValueError("SSE field 'id' must not contain NUL (browsers ignore such ids)")
-        head += f"id: {id}\n"
-    if event:
+def _id_line(id: str | int | None) -> bytes:
+    if id is None:
+        return b""
+    if type(id) is int:
+        return b"id: %d\n" % id
+    text = str(id)
+    _refuse_line_breaks("id", text)
+    if "\0" in text:
+        raise ValueError("SSE field 'id' must not contain NUL (browsers ignore such ids)")
+    return f"id: {text}\n".encode("utf-8")
+
+
+def _event_line(event: str | None) -> bytes:
+    if not event:
+        return b""
+    line = _EVENT_LINES.get(event)
+    if line is None:
         _refuse_line_breaks("event", event)
-        head += f"event: {event}\n"
-    if retry is not None:
-        if isinstance(retry, bool) or not isinstance(retry, int):
-            raise TypeError(f"SSE field 'retry' must be an int of milliseconds, got {type(retry).__name__}")
-        if retry < 0:
-            raise ValueError(f"SSE field 'retry' must not be negative, got {retry}")
-        head += f"retry: {retry}\n"
-    return head
+        line = f"event: {event}\n".encode("utf-8")
+        if len(_EVENT_LINES) < _EVENT_LINES_MAX:
+            _EVENT_LINES[event] = line
+    return line
+
+
+def _retry_line(retry: int | None) -> bytes:
+    if retry is None:
+        return b""
+    if isinstance(retry, bool) or not isinstance(retry, int):
+        raise TypeError(f"SSE field 'retry' must be an int of milliseconds, got {type(retry).__name__}")
+    if retry < 0:
+        raise ValueError(f"SSE field 'retry' must not be negative, got {retry}")
+    return b"retry: %d\n" % retry
 
 
 def _refuse_line_breaks(field: str, value: str) -> None:

@@ -47,10 +47,10 @@ class EventChannel:
         """Queue an event; waits while the client is behind (that is the backpressure)."""
         if self._finished:
             return
-        if self._queue.full():
-            await self._queue.put((event, data))
-        else:
+        try:
             self._queue.put_nowait((event, data))
+        except asyncio.QueueFull:
+            await self._queue.put((event, data))
 
     def offer(self, event: str, data: Mapping[str, Any]) -> bool:
         """Queue an event only if there is room now; for timers, which cannot wait."""
@@ -102,14 +102,16 @@ class EventChannel:
 
     def _encode(self, items: list[Item]) -> bytes:
         frames = []
+        next_id = self.last_id + 1
+        if next_id == 1 and items and items[0] is not _HEARTBEAT_ITEM:
+            event, data = items.pop(0)
+            frames.append(encode_json_event(event, data, id=1, retry=self._retry_ms))
+            next_id = 2
         for item in items:
             if item is _HEARTBEAT_ITEM:
                 frames.append(HEARTBEAT)
-                continue
-            self.last_id += 1
-            retry = None
-            if self.last_id == 1:
-                retry = self._retry_ms
-            frames.append(encode_json_event(item[0], item[1], id=str(self.last_id), retry=retry))
-        self.events_written = self.last_id
+            else:
+                frames.append(encode_json_event(item[0], item[1], id=next_id))
+                next_id += 1
+        self.last_id = self.events_written = next_id - 1
         return b"".join(frames)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -160,23 +160,22 @@ class ToolRun:
     def execution_time(self) -> float:
         return round(self._loop.time() - self._started, 4)
 
-    async def _emit(self, event_type: str, data: Mapping[str, Any]) -> None:
-        """The `_stream_callback` handed to streaming tools."""
+    def _emit(self, event_type: str, data: Mapping[str, Any]) -> Awaitable[None]:
+        """The `_stream_callback` handed to streaming tools (a plain function: it is per-event hot)."""
         if event_type not in STREAM_EVENT_TYPES:
             raise ToolError(f"{self.tool.name} sent an event of unknown type {event_type!r} "
                             f"(use progress, chunk or message)", code="invalid_event")
-        if not isinstance(data, Mapping):
+        if type(data) is not dict and not isinstance(data, Mapping):
             raise ToolError(f"{self.tool.name} sent {event_type} data that is not an object",
                             code="invalid_event")
-        if event_type == "progress":
-            if self.options.include_progress and self._throttle is not None:
-                fields = dict(data)
-                percentage = fields.pop("percentage", None)
-                await self._throttle.report(str(fields.pop("stage", "processing")), percentage,
-                                            str(fields.pop("message", "")),
-                                            final=percentage == 100, **fields)
-            return
-        await self.channel.send(event_type, data)
+        if event_type != "progress":
+            return self.channel.send(event_type, data)
+        if not self.options.include_progress or self._throttle is None:
+            return _nothing()
+        fields = dict(data)
+        percentage = fields.pop("percentage", None)
+        return self._throttle.report(str(fields.pop("stage", "processing")), percentage,
+                                     str(fields.pop("message", "")), final=percentage == 100, **fields)
 
     async def _report(self, percentage: float | None, message: str) -> None:
         """`_context.report_progress` for plain tools."""
@@ -207,6 +206,9 @@ class ToolRun:
             "message": _DISCONNECT_MESSAGES.get(reason, f"Stream ended: {reason.replace('_', ' ')}"),
             "reason": reason, "timestamp": timestamp()}))
 
+
+async def _nothing() -> None:
+    """What a dropped progress report awaits."""
 
 _DISCONNECT_MESSAGES = {
     "complete": "Stream complete",
