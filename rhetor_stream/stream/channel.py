@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 
@@ -25,15 +25,32 @@ Item = tuple[str, Mapping[str, Any]]
 _HEARTBEAT_ITEM: Final[Item] = ("", {})
 
 
-class EventChannel:
-    """Events of one stream: `send` waits while the queue is full, `pump` writes them out."""
+class EventSink(Protocol):
+    """Where a run's events go: a client's channel directly, or a run's event log."""
 
-    def __init__(self, maxsize: int, *, retry_ms: int | None = None) -> None:
+    async def send(self, event: str, data: Mapping[str, Any]) -> None: ...
+
+    def offer(self, event: str, data: Mapping[str, Any]) -> bool: ...
+
+    def finish(self, *events: Item) -> None: ...
+
+
+class EventChannel:
+    """Events of one stream: `send` waits while the queue is full, `pump` writes them out.
+
+    Ids count up from `first_id`; with `id_prefix` they read `prefix-N`, which is how a run's
+    replayed stream carries ids that belong to that run alone.
+    """
+
+    def __init__(self, maxsize: int, *, retry_ms: int | None = None, first_id: int = 1,
+                 id_prefix: str | None = None) -> None:
         self._queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize)
         self._retry_ms = retry_ms
         self._tail: tuple[Item, ...] = ()
         self._finished = False
-        self.last_id = 0
+        self._id_prefix = id_prefix
+        self._retry_sent = False
+        self.last_id = first_id - 1
         self.events_written = 0
         self.bytes_written = 0
         self.write_started: float | None = None
@@ -103,15 +120,18 @@ class EventChannel:
     def _encode(self, items: list[Item]) -> bytes:
         frames = []
         next_id = self.last_id + 1
-        if next_id == 1 and items and items[0] is not _HEARTBEAT_ITEM:
-            event, data = items.pop(0)
-            frames.append(encode_json_event(event, data, id=1, retry=self._retry_ms))
-            next_id = 2
+        prefix = self._id_prefix
         for item in items:
             if item is _HEARTBEAT_ITEM:
                 frames.append(HEARTBEAT)
+                continue
+            frame_id: str | int = next_id if prefix is None else f"{prefix}-{next_id}"
+            if self._retry_sent:
+                frames.append(encode_json_event(item[0], item[1], id=frame_id))
             else:
-                frames.append(encode_json_event(item[0], item[1], id=next_id))
-                next_id += 1
-        self.last_id = self.events_written = next_id - 1
+                frames.append(encode_json_event(item[0], item[1], id=frame_id, retry=self._retry_ms))
+                self._retry_sent = True
+            next_id += 1
+        self.events_written += next_id - 1 - self.last_id
+        self.last_id = next_id - 1
         return b"".join(frames)

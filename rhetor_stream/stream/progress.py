@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from rhetor_stream.stream.channel import EventChannel
+from rhetor_stream.stream.channel import EventSink
 
 PROGRESS = "progress"
 
@@ -18,8 +18,8 @@ PROGRESS = "progress"
 class ProgressThrottle:
     """Rate-limits one stream's progress events and stamps them with the run's elapsed time."""
 
-    def __init__(self, channel: EventChannel, *, interval: float, started: float) -> None:
-        self._channel = channel
+    def __init__(self, sink: EventSink, *, interval: float, started: float) -> None:
+        self._sink = sink
         self._interval = interval
         self._started = started
         self._loop = asyncio.get_running_loop()
@@ -33,7 +33,7 @@ class ProgressThrottle:
         data = self._data(stage, percentage, message, extra)
         if final or self._due():
             self._cancel_pending()
-            await self._channel.send(PROGRESS, self._stamp(data))
+            await self._sink.send(PROGRESS, self._stamp(data))
         else:
             self._hold(data)
 
@@ -68,7 +68,7 @@ class ProgressThrottle:
 
     def _offer(self, data: dict[str, Any]) -> bool:
         last_sent = self._last_sent
-        if self._channel.offer(PROGRESS, self._stamp(data)):
+        if self._sink.offer(PROGRESS, self._stamp(data)):
             return True
         self._last_sent = last_sent
         return False

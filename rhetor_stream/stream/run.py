@@ -18,7 +18,7 @@ import attrs
 import orjson
 
 from rhetor_stream.chunking import ChunkMode
-from rhetor_stream.stream.channel import EventChannel
+from rhetor_stream.stream.channel import EventSink
 from rhetor_stream.stream.progress import ProgressThrottle
 from rhetor_stream.tools.registry import ArgumentError, Tool, ToolContext, ToolError
 
@@ -73,15 +73,15 @@ class Activity:
 
 
 class ToolRun:
-    """Runs one tool and turns everything that happens into events on a channel."""
+    """Runs one tool and turns everything that happens into events on a sink (a client channel or a run log)."""
 
-    def __init__(self, tool: Tool, arguments: Mapping[str, Any], *, channel: EventChannel,
+    def __init__(self, tool: Tool, arguments: Mapping[str, Any], *, sink: EventSink,
                  options: StreamOptions, activity: Activity, app: Any = None,
                  progress_interval: float = 0.1, processing_tick: float = 1.0,
                  run_id: str | None = None) -> None:
         self.tool = tool
         self.arguments = arguments
-        self.channel = channel
+        self.sink = sink
         self.options = options
         self.run_id = run_id or new_run_id()
         self.end_reason = "running"
@@ -114,12 +114,12 @@ class ToolRun:
 
     async def execute(self) -> None:
         tool = self.tool
-        channel = self.channel
-        throttle = ProgressThrottle(channel, interval=self._progress_interval, started=self._started)
+        sink = self.sink
+        throttle = ProgressThrottle(sink, interval=self._progress_interval, started=self._started)
         self._throttle = throttle
         self._activity.active_tools += 1
         try:
-            await channel.send("connected", {
+            await sink.send("connected", {
                 "run_id": self.run_id, "tool_name": tool.name, "timestamp": timestamp(),
                 "message": f"Connected; running {tool.name}"})
             automatic = self.options.include_progress and not tool.streaming
@@ -140,12 +140,10 @@ class ToolRun:
             self._end("complete", {"result": result, "execution_time": self.execution_time(),
                                    "timestamp": timestamp()}, reason="complete")
         except asyncio.CancelledError:
+            # Final frames even for a client that left: a run's log has other readers, and a
+            # channel whose client is gone simply never writes them.
             reason = self._cancel_reason or "cancelled"
-            if reason == "client_disconnected":
-                self.end_reason = reason
-                channel.finish()
-            else:
-                self._fail(f"{tool.name} was stopped: {reason.replace('_', ' ')}", reason, reason=reason)
+            self._fail(f"{tool.name} was stopped: {reason.replace('_', ' ')}", reason, reason=reason)
             raise
         except ToolError as exc:
             self._fail(exc.message, exc.code)
@@ -169,7 +167,7 @@ class ToolRun:
             raise ToolError(f"{self.tool.name} sent {event_type} data that is not an object",
                             code="invalid_event")
         if event_type != "progress":
-            return self.channel.send(event_type, data)
+            return self.sink.send(event_type, data)
         if not self.options.include_progress or self._throttle is None:
             return _nothing()
         fields = dict(data)
@@ -202,7 +200,7 @@ class ToolRun:
 
     def _end(self, event: str, data: dict[str, Any], *, reason: str) -> None:
         self.end_reason = reason
-        self.channel.finish((event, data), ("disconnect", {
+        self.sink.finish((event, data), ("disconnect", {
             "message": _DISCONNECT_MESSAGES.get(reason, f"Stream ended: {reason.replace('_', ' ')}"),
             "reason": reason, "timestamp": timestamp()}))
 

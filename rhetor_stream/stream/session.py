@@ -15,10 +15,10 @@ log = logging.getLogger("rhetor_stream.stream")
 class StreamSession:
     """Pumps a run's events into a prepared `StreamResponse` until the run or the client ends."""
 
-    def __init__(self, request: web.BaseRequest, run: ToolRun) -> None:
+    def __init__(self, request: web.BaseRequest, run: ToolRun, channel: EventChannel) -> None:
         self.request = request
         self.run = run
-        self.channel: EventChannel | None = run.channel
+        self.channel: EventChannel | None = channel
         self._closed = asyncio.Event()
 
     def drop(self, reason: str) -> None:
@@ -28,7 +28,8 @@ class StreamSession:
         await self._closed.wait()
 
     async def serve(self, response: web.StreamResponse) -> None:
-        channel = self.run.channel
+        channel = self.channel
+        assert channel is not None
         loop = asyncio.get_running_loop()
         started = loop.time()
         self.run.start()

@@ -57,12 +57,12 @@ async def stream_run(request: web.Request, tool: Tool, arguments: dict[str, Any]
     # Jitter spreads the reconnects of many clients cut at the same moment (a deploy, a proxy).
     retry_ms = round(settings.retry_ms * random.uniform(1.0, 1.25))
     channel = EventChannel(settings.queue_size, retry_ms=retry_ms)
-    run = ToolRun(tool, arguments, channel=channel, options=options, activity=state.activity,
+    run = ToolRun(tool, arguments, sink=channel, options=options, activity=state.activity,
                   app=request.app, progress_interval=settings.progress_interval,
                   processing_tick=settings.processing_tick)
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
-    session = StreamSession(request, run)
+    session = StreamSession(request, run, channel)
     state.supervisor.watch(session)
     state.activity.active_streams += 1
     try:

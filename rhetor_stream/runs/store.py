@@ -1,0 +1,79 @@
+"""Where a run's events live: the interface every event store implements.
+
+A run's events are numbered 1, 2, 3... in the order the run produced them; the number is the event's
+place in the log, so replaying "everything after 41" and then following the live tail can neither
+skip nor repeat an event. Payloads are stored as encoded JSON so that every store hands subscribers
+the same bytes, whichever process produced them.
+"""
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+
+import attrs
+
+RUNNING = "running"
+FINAL_STATUSES = ("complete", "error", "cancelled")
+
+
+@attrs.frozen
+class StoredEvent:
+    seq: int
+    event: str
+    data: bytes
+
+
+@attrs.frozen
+class RunRecord:
+    run_id: str
+    tool_name: str
+    status: str
+    created: float
+    finished: float | None = None
+
+
+class EventsExpired(Exception):
+    """The events a subscriber asked for were dropped by the store's size bound."""
+
+    def __init__(self, run_id: str, first_kept: int) -> None:
+        super().__init__(f"events of run {run_id} before #{first_kept} are no longer kept")
+        self.first_kept = first_kept
+
+
+class EventStore(abc.ABC):
+    """An append-only event log per run, plus each run's status and cross-process cancellation."""
+
+    #: True when every server process sees the same runs (what `--workers` needs).
+    shared: bool = False
+
+    async def start(self, on_cancel: Callable[[str], None]) -> None:
+        """Begin serving; `on_cancel(run_id)` is called when any process asks to cancel a run."""
+        self._on_cancel = on_cancel
+
+    async def close(self) -> None:
+        """Release connections; events of finished runs stay until their retention ends."""
+
+    @abc.abstractmethod
+    async def create(self, record: RunRecord) -> None: ...
+
+    @abc.abstractmethod
+    def append(self, run_id: str, event: StoredEvent) -> None:
+        """Add an event without waiting; `wait_written` applies backpressure to fast producers."""
+
+    async def wait_written(self, run_id: str) -> None:
+        """Wait until appended events are durable enough to bound memory (a no-op in memory)."""
+
+    @abc.abstractmethod
+    async def finish(self, run_id: str, status: str) -> None:
+        """Record the final status; the log is kept for the retention time, then forgotten."""
+
+    @abc.abstractmethod
+    async def get(self, run_id: str) -> RunRecord | None: ...
+
+    @abc.abstractmethod
+    async def read(self, run_id: str, after: int, *, wait: float) -> list[StoredEvent]:
+        """Events after `after`, waiting up to `wait` seconds for the first one if none is there."""
+
+    @abc.abstractmethod
+    async def request_cancel(self, run_id: str) -> None:
+        """Ask the process executing `run_id` (this one or another) to cancel it."""
