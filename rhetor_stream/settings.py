@@ -53,6 +53,12 @@ def _port(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
         raise SettingsError(f"{_names(attribute)} must be a port number from 0 to 65535, got {value}")
 
 
+def _event_store(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value != "memory" and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"{_names(attribute)} must be 'memory' or a redis://host:port/db URL, "
+                            f"got {value!r}")
+
+
 def _names(attribute: attrs.Attribute[Any]) -> str:
     return f"--{attribute.name.replace('_', '-')} ({ENV_PREFIX}{attribute.name.upper()})"
 
@@ -86,6 +92,17 @@ class Settings:
                                       validator=_positive)
     shutdown_timeout: float = _setting(4.0, "seconds open streams get to end on SIGINT/SIGTERM",
                                        validator=_positive)
+    # Runs and scale-out.
+    event_store: str = _setting("memory", "where run events live: 'memory' (one process) or a "
+                                "redis://host:port/db URL (shared by processes)", validator=_event_store)
+    run_retention: float = _setting(300.0, "seconds a finished run's events stay available for replay",
+                                    validator=_positive)
+    run_max_events: int = _setting(10_000, "events kept per run (the oldest are dropped beyond it)",
+                                   validator=_positive)
+    run_max_bytes: int = _setting(16 * 1024 * 1024, "bytes of event data kept per run in memory",
+                                  validator=_positive)
+    workers: int = _setting(1, "server processes sharing the port (needs a redis event store)",
+                            validator=_positive)
     # AI specialists and LLM providers.
     provider: str = _setting("simulated", "default LLM provider of specialists that name none",
                              validator=_one_of(PROVIDERS))
@@ -111,6 +128,13 @@ class Settings:
                                      validator=_non_negative)
     specialist_timeout: float = _setting(120.0, "seconds one specialist may take for a team-chat turn",
                                          validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.workers > 1 and self.event_store == "memory":
+            raise SettingsError(
+                "--workers above 1 needs --event-store redis://...: with the memory store each process "
+                "knows only its own runs, so a client resuming or cancelling through another process "
+                "would find nothing")
 
     @property
     def log_level_number(self) -> int:

@@ -51,7 +51,8 @@ async def test_plain_tool_event_order_and_shapes(client: TestClient) -> None:
     assert complete["result"] == {"text": "hello"}
     assert complete["execution_time"] >= 0 and "timestamp" in complete
     assert events[-1].json()["reason"] == "complete"
-    assert [int(event.id) for event in events] == list(range(1, len(events) + 1))
+    prefix = connected["run_id"][:8]  # ids belong to the run: "<run prefix>-<n>"
+    assert [event.id for event in events] == [f"{prefix}-{n}" for n in range(1, len(events) + 1)]
 
 
 async def test_headers_and_first_frame_carries_retry(client: TestClient) -> None:
@@ -62,7 +63,7 @@ async def test_headers_and_first_frame_carries_retry(client: TestClient) -> None
         assert response.headers["X-Accel-Buffering"] == "no"
         raw = await response.read()
     first, *rest = raw.split(b"\n\n")
-    assert first.startswith(b"id: 1\nevent: connected\nretry: ")
+    assert first.startswith(b"id: ") and b"-1\nevent: connected\nretry: " in first
     assert all(b"retry:" not in frame for frame in rest)
 
 

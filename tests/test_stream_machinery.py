@@ -113,7 +113,9 @@ async def test_slow_client_gets_backpressure_not_unbounded_memory(tool_client: T
     first = produced["flood"]
     await asyncio.sleep(0.3)
     assert produced["flood"] == first, "the producer kept going for a client that reads nothing"
-    assert first < 256 + 400  # the queue plus what socket buffers hold at 64 KiB an event
+    # The run may be one window (256) ahead of its subscriber, whose queue holds another 256; the
+    # rest is what the socket buffers hold at 64 KiB an event.
+    assert first < 2 * 256 + 400
     response.close()
     await _until(tool_client, "active_tools", 0)
 

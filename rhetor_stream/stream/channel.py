@@ -15,13 +15,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
+import orjson
 from aiohttp import web
 
 from rhetor_stream.sse.encoding import HEARTBEAT, encode_json_event
 
 log = logging.getLogger("rhetor_stream.stream")
 
-Item = tuple[str, Mapping[str, Any]]
+# A payload is a JSON object, or JSON already encoded (events replayed from a run's log).
+Payload = Mapping[str, Any] | orjson.Fragment
+Item = tuple[str, Payload]
 _HEARTBEAT_ITEM: Final[Item] = ("", {})
 
 
@@ -60,7 +63,7 @@ class EventChannel:
     def finished(self) -> bool:
         return self._finished
 
-    async def send(self, event: str, data: Mapping[str, Any]) -> None:
+    async def send(self, event: str, data: Payload) -> None:
         """Queue an event; waits while the client is behind (that is the backpressure)."""
         if self._finished:
             return
@@ -69,7 +72,7 @@ class EventChannel:
         except asyncio.QueueFull:
             await self._queue.put((event, data))
 
-    def offer(self, event: str, data: Mapping[str, Any]) -> bool:
+    def offer(self, event: str, data: Payload) -> bool:
         """Queue an event only if there is room now; for timers, which cannot wait."""
         if self._finished or self._queue.full():
             return False

@@ -26,6 +26,7 @@ log = logging.getLogger("rhetor_stream.run")
 
 STREAM_EVENT_TYPES = frozenset({"progress", "chunk", "message"})
 CHUNK_SIZES = tuple(mode.value for mode in ChunkMode)
+MAX_RESUME_GRACE = 3600
 
 
 def timestamp() -> str:
@@ -43,6 +44,7 @@ class StreamOptions:
 
     include_progress: bool = True
     chunk_size: str = "sentence"
+    resume_grace_s: float | None = None
 
     @classmethod
     def parse(cls, raw: Any) -> StreamOptions:
@@ -50,10 +52,10 @@ class StreamOptions:
             return cls()
         if not isinstance(raw, dict):
             raise ArgumentError("stream_options", "must be a JSON object")
-        unknown = sorted(set(raw) - {field.name for field in attrs.fields(cls)})
+        known = [field.name for field in attrs.fields(cls)]
+        unknown = sorted(set(raw) - set(known))
         if unknown:
-            raise ArgumentError(f"stream_options.{unknown[0]}",
-                                "unknown option (known: include_progress, chunk_size)")
+            raise ArgumentError(f"stream_options.{unknown[0]}", f"unknown option (known: {', '.join(known)})")
         include_progress = raw.get("include_progress", True)
         if not isinstance(include_progress, bool):
             raise ArgumentError("stream_options.include_progress", "must be true or false")
@@ -61,7 +63,13 @@ class StreamOptions:
         if chunk_size not in CHUNK_SIZES:
             raise ArgumentError("stream_options.chunk_size", f"must be one of {', '.join(CHUNK_SIZES)}, "
                                 f"got {chunk_size!r}")
-        return cls(include_progress=include_progress, chunk_size=chunk_size)
+        grace = raw.get("resume_grace_s")
+        if grace is not None and (isinstance(grace, bool) or not isinstance(grace, (int, float))
+                                  or not 0 <= grace <= MAX_RESUME_GRACE):
+            raise ArgumentError("stream_options.resume_grace_s",
+                                f"must be a number of seconds from 0 to {MAX_RESUME_GRACE}, got {grace!r}")
+        return cls(include_progress=include_progress, chunk_size=chunk_size,
+                   resume_grace_s=None if grace is None else float(grace))
 
 
 @attrs.define

@@ -1,6 +1,7 @@
 """The application factory: `create_app(settings)` wires handlers, the supervisor and CORS."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -8,10 +9,12 @@ import aiohttp_cors
 from aiohttp import web
 
 import rhetor_stream.tools.builtin  # noqa: F401  (registers Echo, Wait, StreamText)
+from rhetor_stream.runs import RunManager, open_store
 from rhetor_stream.settings import Settings
 from rhetor_stream.stream.supervisor import StreamSupervisor
 from rhetor_stream.tools.registry import ToolRegistry, registry
-from rhetor_stream.web import handlers
+from rhetor_stream.stream.run import Activity
+from rhetor_stream.web import handlers, runs
 from rhetor_stream.web.errors import error_middleware
 from rhetor_stream.web.state import STATE, AppState
 
@@ -30,13 +33,21 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     supervisor = StreamSupervisor(poll=settings.disconnect_poll, send_timeout=settings.send_timeout,
                                   heartbeat=settings.heartbeat)
+    activity = Activity()
+    manager = RunManager(open_store(settings), activity=activity, app=app, queue_size=settings.queue_size,
+                         progress_interval=settings.progress_interval,
+                         processing_tick=settings.processing_tick)
     app[STATE] = AppState(settings=settings, tools=tools or registry, supervisor=supervisor,
-                          static_dir=static_dir())
+                          static_dir=static_dir(), runs=manager, activity=activity)
     app.cleanup_ctx.append(_supervise)
     app.on_shutdown.append(_end_streams)
 
     api_routes = [
-        app.router.add_post(f"{API}/stream", handlers.stream_tool),
+        app.router.add_post(f"{API}/stream", runs.stream_as_run),
+        app.router.add_post(f"{API}/runs", runs.start_run),
+        app.router.add_get(f"{API}/runs/{{run_id}}", runs.run_status),
+        app.router.add_delete(f"{API}/runs/{{run_id}}", runs.cancel_run),
+        app.router.add_get(f"{API}/runs/{{run_id}}/events", runs.run_events),
         app.router.add_post(f"{API}/process", handlers.process_tool),
         app.router.add_get(f"{API}/stream/test", handlers.stream_test),
         app.router.add_get(f"{API}/tools", handlers.list_tools),
@@ -50,22 +61,26 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
 
 
 async def _supervise(app: web.Application) -> AsyncIterator[None]:
-    supervisor = app[STATE].supervisor
-    supervisor.start()
+    state = app[STATE]
+    await state.runs.start()
+    state.supervisor.start()
     yield
-    await supervisor.stop()
+    await state.supervisor.stop()
+    await state.runs.close()
 
 
 async def _end_streams(app: web.Application) -> None:
+    """Shutdown: cancel this process's runs (their logs end with server_shutdown), end every stream."""
     state = app[STATE]
-    await state.supervisor.shutdown(state.settings.shutdown_timeout)
+    timeout = state.settings.shutdown_timeout
+    await asyncio.gather(state.runs.shutdown(timeout), state.supervisor.shutdown(timeout))
 
 
 def _allow_origins(app: web.Application, origins: tuple[str, ...], routes: list[web.AbstractRoute]) -> None:
     # A wildcard origin cannot be combined with credentials; explicit origins may send cookies.
     cors = aiohttp_cors.setup(app, defaults={
         origin: aiohttp_cors.ResourceOptions(allow_credentials=origin != "*", expose_headers="*",
-                                             allow_headers="*", allow_methods=["GET", "POST"])
+                                             allow_headers="*", allow_methods=["GET", "POST", "DELETE"])
         for origin in origins
     })
     for route in routes:

@@ -17,16 +17,10 @@ from rhetor_stream.tools.builtin import STREAM_TEST_TOOL
 from rhetor_stream.tools.registry import Tool, ToolContext, ToolError
 from rhetor_stream.web.errors import ApiError, json_response
 from rhetor_stream.web.requests import read_tool_call
+from rhetor_stream.web.sse import SSE_HEADERS
 from rhetor_stream.web.state import STATE
 
 log = logging.getLogger("rhetor_stream.web")
-
-SSE_HEADERS = {
-    "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache",
-    # nginx and friends buffer responses unless told not to; an SSE stream must not be buffered.
-    "X-Accel-Buffering": "no",
-}
 
 # Bounds of GET /api/mcp/v2/stream/test: (default, minimum, maximum). The defaults are a short
 # human demo; the maxima allow the benchmark's 200,000-event run and hour-long idle streams.
@@ -37,20 +31,17 @@ TEST_STREAM_PARAMS = {
 }
 
 
-async def stream_tool(request: web.Request) -> web.StreamResponse:
-    """POST /api/mcp/v2/stream: run a tool and stream its events."""
-    call = await read_tool_call(request, request.app[STATE].tools)
-    return await stream_run(request, call.tool, call.arguments, call.options)
-
-
 async def stream_test(request: web.Request) -> web.StreamResponse:
-    """GET /api/mcp/v2/stream/test: a synthetic stream for `curl -N`, EventSource and the benchmark."""
+    """GET /api/mcp/v2/stream/test: a synthetic stream for `curl -N`, EventSource and the benchmark.
+
+    It is not a run (nothing to resume), so its events go straight from the tool to the client.
+    """
     arguments = {name: _query_int(request, name, *bounds) for name, bounds in TEST_STREAM_PARAMS.items()}
-    return await stream_run(request, STREAM_TEST_TOOL, arguments,
+    return await stream_direct(request, STREAM_TEST_TOOL, arguments,
                             StreamOptions(include_progress=True, chunk_size="none"))
 
 
-async def stream_run(request: web.Request, tool: Tool, arguments: dict[str, Any],
+async def stream_direct(request: web.Request, tool: Tool, arguments: dict[str, Any],
                      options: StreamOptions) -> web.StreamResponse:
     state = request.app[STATE]
     settings = state.settings

@@ -6,6 +6,7 @@ from pathlib import Path
 import attrs
 from aiohttp import web
 
+from rhetor_stream.runs import RunManager
 from rhetor_stream.settings import Settings
 from rhetor_stream.stream.run import Activity
 from rhetor_stream.stream.supervisor import StreamSupervisor
@@ -18,6 +19,7 @@ class AppState:
     tools: ToolRegistry
     supervisor: StreamSupervisor
     static_dir: Path
+    runs: RunManager
     activity: Activity = attrs.Factory(Activity)
 
 

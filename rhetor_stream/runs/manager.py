@@ -1,0 +1,166 @@
+"""Runs: tool invocations with an id, an event log, any number of subscribers, and a lifetime of
+their own. The manager executes runs in this process, routes cancellation (from this process or any
+other sharing the store), and feeds subscribers from the log."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import attrs
+import orjson
+
+from rhetor_stream.runs.recorder import RunRecorder
+from rhetor_stream.runs.store import RUNNING, EventsExpired, EventStore, RunRecord
+from rhetor_stream.stream.channel import EventChannel
+from rhetor_stream.stream.run import Activity, StreamOptions, ToolRun, new_run_id, timestamp
+from rhetor_stream.tools.registry import Tool
+
+log = logging.getLogger("rhetor_stream.runs")
+
+_STATUS = {"complete": "complete", "error": "error"}  # any other end is a cancellation
+
+
+def id_prefix(run_id: str) -> str:
+    """Event ids read `<prefix>-<n>`: the prefix ties an id to its run, so a foreign id is refused."""
+    return run_id[:8]
+
+
+@attrs.define(eq=False)
+class LocalRun:
+    """A run executing in this process."""
+
+    tool_run: ToolRun
+    recorder: RunRecorder
+    # None: detached (POST /runs), 0: cancel when the last subscriber leaves, >0: wait that long.
+    grace: float | None
+    subscribers: int = 0
+    grace_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.tool_run.run_id
+
+
+class RunManager:
+    def __init__(self, store: EventStore, *, activity: Activity, app: Any, queue_size: int,
+                 progress_interval: float, processing_tick: float) -> None:
+        self.store = store
+        self._activity = activity
+        self._app = app
+        self._queue_size = queue_size
+        self._progress_interval = progress_interval
+        self._processing_tick = processing_tick
+        self._local: dict[str, LocalRun] = {}
+        self._finalizers: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        await self.store.start(on_cancel=self.cancel_local)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    def local(self, run_id: str) -> LocalRun | None:
+        return self._local.get(run_id)
+
+    async def create(self, tool: Tool, arguments: dict[str, Any], options: StreamOptions, *,
+                     grace: float | None) -> LocalRun:
+        run_id = new_run_id()
+        await self.store.create(RunRecord(run_id, tool.name, RUNNING, time.time()))
+        recorder = RunRecorder(run_id, self.store, window=self._queue_size)
+        tool_run = ToolRun(tool, arguments, sink=recorder, options=options, activity=self._activity,
+                           app=self._app, progress_interval=self._progress_interval,
+                           processing_tick=self._processing_tick, run_id=run_id)
+        run = LocalRun(tool_run, recorder, grace)
+        self._local[run_id] = run
+        tool_run.start()
+        finalizer = asyncio.create_task(self._finalize(run))
+        self._finalizers.add(finalizer)
+        finalizer.add_done_callback(self._finalizers.discard)
+        return run
+
+    async def _finalize(self, run: LocalRun) -> None:
+        await run.tool_run.wait_closed()
+        if run.grace_timer is not None:
+            run.grace_timer.cancel()
+        try:
+            await self.store.finish(run.run_id, _STATUS.get(run.tool_run.end_reason, "cancelled"))
+        finally:
+            self._local.pop(run.run_id, None)
+            log.debug("run %s tool=%s events=%d ended=%s", run.run_id, run.tool_run.tool.name,
+                      run.recorder.seq, run.tool_run.end_reason)
+
+    def cancel_local(self, run_id: str, reason: str = "cancelled") -> bool:
+        run = self._local.get(run_id)
+        if run is None:
+            return False
+        run.tool_run.cancel(reason)
+        return True
+
+    async def cancel(self, run_id: str) -> None:
+        """Cancel a run wherever it executes."""
+        if not self.cancel_local(run_id):
+            await self.store.request_cancel(run_id)
+
+    def subscribed(self, run: LocalRun | None) -> None:
+        if run is not None:
+            run.subscribers += 1
+            if run.grace_timer is not None:
+                run.grace_timer.cancel()
+                run.grace_timer = None
+
+    def unsubscribed(self, run: LocalRun | None) -> None:
+        """The last subscriber of a run that lives for its client left: cancel now or after the grace."""
+        if run is None:
+            return
+        run.subscribers -= 1
+        if run.subscribers or run.grace is None or run.tool_run.end_reason != "running":
+            return
+        if run.grace == 0:
+            run.tool_run.cancel("client_disconnected")
+        else:
+            loop = asyncio.get_running_loop()
+            run.grace_timer = loop.call_later(run.grace, run.tool_run.cancel, "client_disconnected")
+
+    async def shutdown(self, timeout: float) -> None:
+        """Cancel the runs of this process; their logs end with `server_shutdown`."""
+        for run in list(self._local.values()):
+            run.tool_run.cancel("server_shutdown")
+        if self._finalizers:
+            await asyncio.wait(list(self._finalizers), timeout=timeout)
+
+    def channel_for(self, run_id: str, after: int, *, retry_ms: int) -> EventChannel:
+        return EventChannel(self._queue_size, retry_ms=retry_ms, first_id=after + 1,
+                            id_prefix=id_prefix(run_id))
+
+    async def forward(self, run_id: str, after: int, channel: EventChannel, *,
+                      recorder: RunRecorder | None = None, poll: float = 5.0) -> None:
+        """Replay the log after `after`, then follow it live, into `channel`, until `disconnect`."""
+        key = object()
+        if recorder is not None:
+            recorder.hold_back(key, after)
+        try:
+            while True:
+                try:
+                    events = await self.store.read(run_id, after, wait=poll)
+                except EventsExpired as exc:
+                    channel.finish(("error", {"error": str(exc), "code": "events_expired",
+                                              "timestamp": timestamp()}),
+                                   ("disconnect", {"message": "Stream ended: events expired",
+                                                   "reason": "events_expired", "timestamp": timestamp()}))
+                    return
+                for event in events:
+                    await channel.send(event.event, orjson.Fragment(event.data))
+                    after = event.seq
+                    if recorder is not None:
+                        recorder.hold_back(key, after)
+                    if event.event == "disconnect":
+                        channel.finish()
+                        return
+                if not events and await self.store.get(run_id) is None:
+                    channel.finish()  # the run expired while we waited
+                    return
+        finally:
+            if recorder is not None:
+                recorder.release(key)

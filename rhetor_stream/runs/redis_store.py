@@ -1,0 +1,146 @@
+"""The shared event store: Redis Streams, so any server process can replay and follow any run.
+
+Layout per run: a hash `<prefix>:run:<id>` (tool, status, times) and a stream
+`<prefix>:run:<id>:events` whose entry ids are `0-<seq>`, so the log order is the run's own event
+order and `XREAD ... 0-<seq>` means exactly "everything after event <seq>". Appends are batched: the
+producer never waits for a round trip per event; whatever was appended during one loop turn goes
+out in one pipeline. Cancellation travels over a pub/sub channel every process listens to.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rhetor_stream.runs.store import EventsExpired, EventStore, RunRecord, StoredEvent
+
+log = logging.getLogger("rhetor_stream.runs.redis")
+
+# A run that never finishes (its process died) must not keep its keys forever either.
+RUNNING_TTL = 24 * 3600
+_PENDING_LIMIT = 1024  # appended but unsent events per run before the producer waits
+
+
+class RedisEventStore(EventStore):
+    shared = True
+
+    def __init__(self, url: str, *, retention: float, max_events: int, prefix: str = "rhetor") -> None:
+        try:
+            import redis.asyncio as redis
+        except ImportError:
+            raise RuntimeError("the redis event store needs the redis package: "
+                               "pip install 'rhetor-stream[redis]'") from None
+        self._redis: Any = redis.from_url(url)
+        self._url = url
+        self._retention = retention
+        self._max_events = max_events
+        self._prefix = prefix
+        self._pending: dict[str, list[StoredEvent]] = {}
+        self._flushing: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self, on_cancel: Callable[[str], None]) -> None:
+        await super().start(on_cancel)
+        try:
+            await self._redis.ping()
+        except Exception as exc:
+            raise RuntimeError(f"cannot reach the redis event store at {_safe(self._url)}: {exc}") from None
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(self._cancel_channel)
+        self._listener = asyncio.create_task(self._listen(pubsub), name="rhetor_stream redis cancel")
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.wait({self._listener})
+        await self._flush()
+        await self._redis.aclose()
+
+    async def create(self, record: RunRecord) -> None:
+        key = self._run_key(record.run_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"tool_name": record.tool_name, "status": record.status,
+                                    "created": record.created})
+            pipe.expire(key, RUNNING_TTL)
+            await pipe.execute()
+
+    def append(self, run_id: str, event: StoredEvent) -> None:
+        self._pending.setdefault(run_id, []).append(event)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+
+    async def wait_written(self, run_id: str) -> None:
+        if len(self._pending.get(run_id, ())) >= _PENDING_LIMIT and self._flushing is not None:
+            await asyncio.shield(self._flushing)
+
+    async def finish(self, run_id: str, status: str) -> None:
+        await self._flush()
+        ttl = max(1, round(self._retention))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._run_key(run_id), mapping={"status": status, "finished": time.time()})
+            pipe.expire(self._run_key(run_id), ttl)
+            pipe.expire(self._events_key(run_id), ttl)
+            await pipe.execute()
+
+    async def get(self, run_id: str) -> RunRecord | None:
+        fields = await self._redis.hgetall(self._run_key(run_id))
+        if not fields:
+            return None
+        text = {key.decode(): value.decode() for key, value in fields.items()}
+        finished = text.get("finished")
+        return RunRecord(run_id, text["tool_name"], text["status"], float(text["created"]),
+                         float(finished) if finished else None)
+
+    async def read(self, run_id: str, after: int, *, wait: float) -> list[StoredEvent]:
+        block = {"block": max(1, round(wait * 1000))} if wait > 0 else {}
+        reply = await self._redis.xread({self._events_key(run_id): f"0-{after}"}, count=1000, **block)
+        if not reply:
+            return []
+        entries = reply[0][1]
+        events = [StoredEvent(int(entry_id.split(b"-")[1]), fields[b"e"].decode(), fields[b"d"])
+                  for entry_id, fields in entries]
+        if events and events[0].seq > after + 1:
+            raise EventsExpired(run_id, events[0].seq)
+        return events
+
+    async def request_cancel(self, run_id: str) -> None:
+        await self._redis.publish(self._cancel_channel, run_id)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, {}
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for run_id, events in batch.items():
+                    key = self._events_key(run_id)
+                    for event in events:
+                        pipe.xadd(key, {"e": event.event, "d": event.data}, id=f"0-{event.seq}",
+                                  maxlen=self._max_events, approximate=True)
+                    pipe.expire(key, RUNNING_TTL)
+                await pipe.execute()
+
+    async def _listen(self, pubsub: Any) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    self._on_cancel(message["data"].decode())
+        await pubsub.aclose()
+
+    @property
+    def _cancel_channel(self) -> str:
+        return f"{self._prefix}:cancel"
+
+    def _run_key(self, run_id: str) -> str:
+        return f"{self._prefix}:run:{run_id}"
+
+    def _events_key(self, run_id: str) -> str:
+        return f"{self._prefix}:run:{run_id}:events"
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for error messages."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{'***@' if at else ''}{host}"

@@ -1,0 +1,148 @@
+"""Run endpoints: start detached runs, follow (and resume) any run's events, status and cancel."""
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from contextlib import suppress
+
+from aiohttp import ClientConnectionResetError, web
+
+from rhetor_stream.runs import id_prefix
+from rhetor_stream.runs.manager import LocalRun
+from rhetor_stream.runs.store import FINAL_STATUSES
+from rhetor_stream.stream.channel import EventChannel
+from rhetor_stream.web.errors import ApiError, json_response
+from rhetor_stream.web.requests import read_tool_call
+from rhetor_stream.web.sse import SSE_HEADERS
+from rhetor_stream.web.state import STATE
+
+API = "/api/mcp/v2"
+
+
+def events_url(run_id: str) -> str:
+    return f"{API}/runs/{run_id}/events"
+
+
+async def stream_as_run(request: web.Request) -> web.StreamResponse:
+    """POST /api/mcp/v2/stream: a run whose first subscriber is this request."""
+    state = request.app[STATE]
+    call = await read_tool_call(request, state.tools)
+    grace = call.options.resume_grace_s or 0.0
+    run = await state.runs.create(call.tool, call.arguments, call.options, grace=grace)
+    return await follow(request, run.run_id, 0, local=run, hold_back=True)
+
+
+async def start_run(request: web.Request) -> web.Response:
+    """POST /api/mcp/v2/runs: start a detached run and say where to read it."""
+    state = request.app[STATE]
+    call = await read_tool_call(request, state.tools)
+    run = await state.runs.create(call.tool, call.arguments, call.options, grace=None)
+    return json_response({"run_id": run.run_id, "events_url": events_url(run.run_id),
+                          "status_url": f"{API}/runs/{run.run_id}"}, status=202)
+
+
+async def run_events(request: web.Request) -> web.StreamResponse:
+    """GET /api/mcp/v2/runs/{run_id}/events: replay after Last-Event-ID, then follow live."""
+    state = request.app[STATE]
+    run_id = request.match_info["run_id"]
+    after = _last_event_id(request, run_id)
+    if await state.runs.store.get(run_id) is None:
+        return web.Response(status=204)  # an EventSource stops reconnecting on 204
+    return await follow(request, run_id, after, local=state.runs.local(run_id), hold_back=False)
+
+
+async def run_status(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    run_id = request.match_info["run_id"]
+    record = await state.runs.store.get(run_id)
+    if record is None:
+        raise ApiError(404, "unknown_run", f"no run {run_id!r} (finished runs are kept for "
+                       f"{state.settings.run_retention:g} s)", run_id=run_id)
+    return json_response({"run_id": run_id, "tool_name": record.tool_name, "status": record.status,
+                          "created": record.created, "finished": record.finished,
+                          "events_url": events_url(run_id)})
+
+
+async def cancel_run(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    run_id = request.match_info["run_id"]
+    record = await state.runs.store.get(run_id)
+    if record is None:
+        raise ApiError(404, "unknown_run", f"no run {run_id!r}", run_id=run_id)
+    if record.status in FINAL_STATUSES:
+        raise ApiError(409, "run_finished", f"run {run_id} already ended ({record.status})", run_id=run_id)
+    await state.runs.cancel(run_id)
+    return json_response({"run_id": run_id, "status": "cancelling"}, status=202)
+
+
+class FollowSession:
+    """A subscriber of a run's log, watched by the supervisor like any stream."""
+
+    def __init__(self, request: web.BaseRequest, channel: EventChannel, forwarder: asyncio.Task[None],
+                 local: LocalRun | None) -> None:
+        self.request = request
+        self.channel: EventChannel | None = channel
+        self._forwarder = forwarder
+        self._local = local
+
+    def drop(self, reason: str) -> None:
+        if reason == "server_shutdown" and self._local is not None:
+            return  # the run itself is cancelled; its final events reach this subscriber
+        # Ending without a final event makes an EventSource reconnect, e.g. to another process.
+        self._forwarder.cancel()
+        assert self.channel is not None
+        self.channel.finish()
+
+    async def wait_closed(self) -> None:
+        await asyncio.wait({self._forwarder})
+
+
+async def follow(request: web.Request, run_id: str, after: int, *, local: LocalRun | None,
+                 hold_back: bool) -> web.StreamResponse:
+    state = request.app[STATE]
+    retry_ms = round(state.settings.retry_ms * random.uniform(1.0, 1.25))
+    channel = state.runs.channel_for(run_id, after, retry_ms=retry_ms)
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    await response.prepare(request)
+    recorder = local.recorder if hold_back and local is not None else None
+    forwarder = asyncio.create_task(state.runs.forward(run_id, after, channel, recorder=recorder))
+    forwarder.add_done_callback(_finish_channel(channel))
+    session = FollowSession(request, channel, forwarder, local)
+    state.supervisor.watch(session)
+    state.activity.active_streams += 1
+    state.runs.subscribed(local)
+    try:
+        await channel.pump(response)
+    except (ConnectionError, ClientConnectionResetError):
+        pass
+    finally:
+        forwarder.cancel()
+        await asyncio.wait({forwarder})
+        state.supervisor.forget(session)
+        state.activity.active_streams -= 1
+        state.runs.unsubscribed(local)
+    with suppress(ConnectionError, ClientConnectionResetError):
+        await response.write_eof()
+    return response
+
+
+def _finish_channel(channel: EventChannel) -> Callable[[asyncio.Task[None]], None]:
+    """However the forwarder ends (a store error included), the client's stream must end too."""
+    def done(task: asyncio.Task[None]) -> None:
+        channel.finish()
+    return done
+
+
+def _last_event_id(request: web.Request, run_id: str) -> int:
+    raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or ""
+    if not raw:
+        return 0
+    prefix, _, number = raw.rpartition("-")
+    if prefix != id_prefix(run_id):
+        raise ApiError(400, "foreign_event_id", f"event id {raw!r} does not belong to run {run_id}",
+                       run_id=run_id)
+    if not number.isdigit():
+        raise ApiError(400, "invalid_event_id", f"event id {raw!r} is not one this server sent",
+                       run_id=run_id)
+    return int(number)
