@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
+import attrs
 from aiohttp import web
 
 from rhetor_stream.settings import Settings, SettingsError
@@ -21,30 +25,40 @@ def main(argv: Sequence[str] | None = None) -> None:
     except SettingsError as exc:
         print(f"rhetor_stream: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if settings.workers > 1:
+        run_workers(settings)
+    else:
+        _run(settings, reuse_port=False, announce=True)
+
+
+def _run(settings: Settings, *, reuse_port: bool, announce: bool) -> None:
+    """One server process, with start-up problems said in one line instead of a traceback."""
     logging.basicConfig(level=settings.log_level_number,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
     if settings.log_level != "debug":
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, reuse_port=reuse_port, announce=announce))
     except OSError as exc:
         print(f"rhetor_stream: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
               file=sys.stderr)
         raise SystemExit(1) from None
+    except RuntimeError as exc:  # e.g. the event store cannot be reached
+        print(f"rhetor_stream: error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool = True) -> None:
     """Serve until SIGINT or SIGTERM, then end open streams and exit."""
     runner = web.AppRunner(create_app(settings), handle_signals=False,
                            shutdown_timeout=settings.shutdown_timeout, handler_cancellation=True)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
     try:
         await site.start()
-        host, port = runner.addresses[0][:2]
-        shown = f"[{host}]" if ":" in host else host
-        print(f"Serving on http://{shown}:{port}", flush=True)
-        print(f"Interactive page: http://{shown}:{port}/", flush=True)
+        if announce:
+            host, port = runner.addresses[0][:2]
+            _announce(host, port, settings.workers)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -53,3 +67,45 @@ async def serve(settings: Settings) -> None:
         log.info("shutting down")
     finally:
         await runner.cleanup()
+
+
+def _announce(host: str, port: int, workers: int) -> None:
+    shown = f"[{host}]" if ":" in host else host
+    suffix = f" ({workers} worker processes)" if workers > 1 else ""
+    print(f"Serving on http://{shown}:{port}{suffix}", flush=True)
+    print(f"Interactive page: http://{shown}:{port}/", flush=True)
+
+
+def run_workers(settings: Settings) -> None:
+    """`--workers N`: N processes accept on one port (SO_REUSEPORT); the kernel spreads connections.
+
+    With `--port 0` the parent picks the port by binding it (SO_REUSEPORT, never listening), so every
+    worker can bind the same one. SIGINT/SIGTERM are passed on to the workers, which shut down
+    cleanly on their own.
+    """
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    holder = socket.socket(family, socket.SOCK_STREAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    holder.bind((settings.host, settings.port))
+    port = holder.getsockname()[1]
+    settings = attrs.evolve(settings, port=port)
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_run, args=(settings,), kwargs={"reuse_port": True, "announce": False},
+                               name=f"rhetor_stream worker {index}")
+               for index in range(settings.workers)]
+    for worker in workers:
+        worker.start()
+    _announce(settings.host, port, settings.workers)
+
+    def forward(signum: int, frame: object) -> None:
+        for worker in workers:
+            if worker.is_alive() and worker.pid is not None:
+                os.kill(worker.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    for worker in workers:
+        worker.join()
+    holder.close()
+    if any(worker.exitcode for worker in workers):
+        raise SystemExit(1)
