@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Sequence
 
 import attrs
@@ -95,7 +96,8 @@ def run_workers(settings: Settings) -> None:
                for index in range(settings.workers)]
     for worker in workers:
         worker.start()
-    _announce(settings.host, port, settings.workers)
+    if _wait_listening(settings.host, port, workers):
+        _announce(settings.host, port, settings.workers)
 
     def forward(signum: int, frame: object) -> None:
         for worker in workers:
@@ -109,3 +111,15 @@ def run_workers(settings: Settings) -> None:
     holder.close()
     if any(worker.exitcode for worker in workers):
         raise SystemExit(1)
+
+
+def _wait_listening(host: str, port: int, workers: list[multiprocessing.process.BaseProcess]) -> bool:
+    """Announce the address only once a worker accepts connections on it."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and all(worker.is_alive() for worker in workers):
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False

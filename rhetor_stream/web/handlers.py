@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from contextlib import suppress
 from typing import Any
@@ -109,7 +110,8 @@ async def list_tools(request: web.Request) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     activity = request.app[STATE].activity
     return json_response({"status": "ok", "active_streams": activity.active_streams,
-                          "active_tools": activity.active_tools, "version": __version__})
+                          "active_tools": activity.active_tools, "version": __version__,
+                          "pid": os.getpid()})
 
 
 async def page(request: web.Request) -> web.FileResponse:

@@ -1,0 +1,129 @@
+"""Several server processes sharing one Redis: resume a run on another process, cancel across
+processes, and `--workers N` on one port."""
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from rhetor_stream.sse.parser import ServerSentEvent, SSEParser
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXT = " ".join(f"Point {n} matters here." for n in range(1, 16))
+
+StartServer = Callable[..., str]
+
+
+@pytest.fixture
+def start_server() -> Iterator[StartServer]:
+    """`start_server("--event-store", url)`: a real server process; returns its base URL."""
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> str:
+        process = subprocess.Popen([sys.executable, "-m", "rhetor_stream", "--port", "0", "--log-level",
+                                    "warning", "--disconnect-poll", "0.02", *args],
+                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        processes.append(process)
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert match, f"no address in {line!r}: {process.stderr.read() if process.stderr else ''}"
+        return f"http://127.0.0.1:{match.group(1)}"
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def _events(response: aiohttp.ClientResponse, limit: int | None = None) -> list[ServerSentEvent]:
+    parser = SSEParser()
+    events: list[ServerSentEvent] = []
+    async for data in response.content.iter_any():
+        events.extend(parser.feed(data))
+        if limit is not None and len(events) >= limit:
+            return events[:limit]
+    return events
+
+
+async def test_start_on_a_resume_on_b(start_server: StartServer, redis_url: str,
+                                      http: aiohttp.ClientSession) -> None:
+    a = start_server("--event-store", redis_url)
+    b = start_server("--event-store", redis_url)
+    body: dict[str, Any] = {"tool_name": "StreamText", "arguments": {"text": TEXT, "delay_ms": 25},
+                            "stream_options": {"resume_grace_s": 10}}
+    async with http.post(f"{a}/api/mcp/v2/stream", json=body) as response:
+        first = await _events(response, limit=4)  # then the connection drops
+    run_id = first[0].json()["run_id"]
+    async with http.get(f"{b}/api/mcp/v2/runs/{run_id}/events",
+                        headers={"Last-Event-ID": first[-1].id}) as response:
+        assert response.status == 200
+        rest = await _events(response)
+    events = first + rest
+    assert [int(event.id.rsplit("-", 1)[1]) for event in events] == list(range(1, len(events) + 1))
+    assert [event.event for event in events][-2:] == ["complete", "disconnect"]
+    assert "".join(event.json()["content"]["content"] for event in events if event.event == "chunk") == TEXT
+
+
+async def test_cancel_through_b_stops_the_run_on_a(start_server: StartServer, redis_url: str,
+                                                   http: aiohttp.ClientSession) -> None:
+    a = start_server("--event-store", redis_url)
+    b = start_server("--event-store", redis_url)
+    async with http.post(f"{a}/api/mcp/v2/runs", json={"tool_name": "Wait", "arguments": {"seconds": 60}}) as r:
+        run_id = (await r.json())["run_id"]
+    await _until_active_tools(http, a, 1)
+    async with http.delete(f"{b}/api/mcp/v2/runs/{run_id}") as response:
+        assert response.status == 202
+    await _until_active_tools(http, a, 0)
+    async with http.get(f"{b}/api/mcp/v2/runs/{run_id}/events") as response:
+        events = await _events(response)
+    assert events[-2].event == "error" and events[-2].json()["code"] == "cancelled"
+    async with http.get(f"{b}/api/mcp/v2/runs/{run_id}") as response:
+        assert (await response.json())["status"] == "cancelled"
+
+
+async def _until_active_tools(http: aiohttp.ClientSession, base: str, count: int) -> None:
+    for _ in range(500):
+        async with http.get(f"{base}/health") as response:
+            if (await response.json())["active_tools"] == count:
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{base} never showed active_tools={count}")
+
+
+async def test_workers_share_one_port(start_server: StartServer, redis_url: str,
+                                      http: aiohttp.ClientSession) -> None:
+    base = start_server("--event-store", redis_url, "--workers", "2")
+    pids = set()
+    for _ in range(40):  # new connections are spread over the workers by the kernel
+        async with aiohttp.ClientSession() as fresh, fresh.get(f"{base}/health") as response:
+            pids.add((await response.json())["pid"])
+    assert len(pids) == 2
+    async with http.get(f"{base}/api/mcp/v2/stream/test?count=1&interval_ms=0") as response:
+        assert [event.event for event in await _events(response)][-1] == "disconnect"
+
+
+def test_workers_refuse_the_memory_store() -> None:
+    result = subprocess.run([sys.executable, "-m", "rhetor_stream", "--workers", "2"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "--event-store redis://" in result.stderr
+    assert "Traceback" not in result.stderr
