@@ -17,9 +17,12 @@ import enum
 import re
 
 _CLOSERS = "\"'”’)\\]}»」』）"
-_SENTENCE = re.compile(
-    rf"(?P<term>[.!?…]+|[。！？]+)(?P<close>[{_CLOSERS}]*)(?P<ws>\s*)(?P<next>\S)")
-_PARAGRAPH = re.compile(r"(?:[^\S\r\n]*(?:\r\n|\r|\n)){2,}\s*(?P<next>\S)")
+# The lookaheads keep the terminator and closer runs whole: backtracking must not turn "。。" into a
+# boundary between its two halves (that would make the result depend on how the input was split).
+_SENTENCE = re.compile(rf"(?P<term>[.!?…]+|[。！？]+)(?![.!?…。！？])(?P<close>[{_CLOSERS}]*)(?![{_CLOSERS}])"
+                       r"(?P<ws>\s*)(?P<next>\S)")
+# A blank line after some text; CRLF is one line break, never a CR and an LF.
+_PARAGRAPH = re.compile(r"(?<=\S)(?:[^\S\r\n]*(?:\r\n|\r(?!\n)|\n)){2,}\s*(?P<next>\S)")
 _WORD = re.compile(r"(?<=\S)\s+(?P<next>\S)")
 _TRAILING = re.compile(rf"[.!?…。！？{_CLOSERS}\s]*\Z")
 _WORD_BEFORE = re.compile(r"(\S*)\Z")
@@ -82,7 +85,7 @@ class Chunker:
             match = _WORD.search(buffer, max(self._scan, 1))
             return match.start("next") if match else None
         paragraph = _PARAGRAPH.search(buffer, self._scan)
-        cut = paragraph.start("next") if paragraph and paragraph.start() > 0 else None
+        cut = paragraph.start("next") if paragraph else None
         if self.mode is ChunkMode.PARAGRAPH:
             return cut
         position = self._scan
