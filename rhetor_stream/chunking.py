@@ -64,7 +64,9 @@ class Chunker:
         while True:
             cut = self._next_boundary()
             if cut is None or cut > self.max_chars:
-                if cut is None and len(self._buffer) < self.max_chars:
+                # Only once the text reaches past max_chars is it certain that no natural boundary
+                # within reach is still waiting for its deciding character.
+                if cut is None and len(self._buffer) <= self.max_chars:
                     break
                 cut = self._valve_cut()
             chunks.append(self._buffer[:cut])

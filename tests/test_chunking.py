@@ -66,7 +66,7 @@ texts = st.lists(alphabet, max_size=60).map("".join)
 @settings(max_examples=300, deadline=None)
 @given(text=texts, cuts=st.lists(st.integers(min_value=0), max_size=10),
        mode=st.sampled_from(["sentence", "paragraph", "word", "none"]),
-       max_chars=st.sampled_from([7, 2000]))
+       max_chars=st.sampled_from([1, 3, 7, 2000]))
 def test_chunks_join_back_and_do_not_depend_on_the_split(text: str, cuts: list[int], mode: str,
                                                          max_chars: int) -> None:
     positions = sorted({cut % (len(text) + 1) for cut in cuts})
