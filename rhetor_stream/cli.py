@@ -5,11 +5,13 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 from aiohttp import web
@@ -29,17 +31,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     if settings.workers > 1:
         run_workers(settings)
     else:
-        _run(settings, reuse_port=False, announce=True)
+        _run(settings)
 
 
-def _run(settings: Settings, *, reuse_port: bool, announce: bool) -> None:
+def _run(settings: Settings, ready: Any = None) -> None:
     """One server process, with start-up problems said in one line instead of a traceback."""
     logging.basicConfig(level=settings.log_level_number,
                         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
     if settings.log_level != "debug":
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
-        asyncio.run(serve(settings, reuse_port=reuse_port, announce=announce))
+        if ready is None:
+            asyncio.run(serve(settings, on_ready=_announce))
+        else:  # a worker: tell the parent, which announces once every worker listens
+            asyncio.run(serve(settings, reuse_port=True, on_ready=lambda host, port: ready.put(os.getpid())))
     except OSError as exc:
         print(f"rhetor_stream: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
               file=sys.stderr)
@@ -49,7 +54,8 @@ def _run(settings: Settings, *, reuse_port: bool, announce: bool) -> None:
         raise SystemExit(1) from None
 
 
-async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool = True) -> None:
+async def serve(settings: Settings, *, reuse_port: bool = False,
+                on_ready: Callable[[str, int], None] | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then end open streams and exit."""
     runner = web.AppRunner(create_app(settings), handle_signals=False,
                            shutdown_timeout=settings.shutdown_timeout, handler_cancellation=True)
@@ -57,9 +63,9 @@ async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool 
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
     try:
         await site.start()
-        if announce:
+        if on_ready is not None:
             host, port = runner.addresses[0][:2]
-            _announce(host, port, settings.workers)
+            on_ready(host, port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -70,7 +76,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool 
         await runner.cleanup()
 
 
-def _announce(host: str, port: int, workers: int) -> None:
+def _announce(host: str, port: int, workers: int = 1) -> None:
     shown = f"[{host}]" if ":" in host else host
     suffix = f" ({workers} worker processes)" if workers > 1 else ""
     print(f"Serving on http://{shown}:{port}{suffix}", flush=True)
@@ -91,12 +97,12 @@ def run_workers(settings: Settings) -> None:
     port = holder.getsockname()[1]
     settings = attrs.evolve(settings, port=port)
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_run, args=(settings,), kwargs={"reuse_port": True, "announce": False},
-                               name=f"rhetor_stream worker {index}")
+    ready = context.Queue()
+    workers = [context.Process(target=_run, args=(settings, ready), name=f"rhetor_stream worker {index}")
                for index in range(settings.workers)]
     for worker in workers:
         worker.start()
-    if _wait_listening(settings.host, port, workers):
+    if _all_listening(ready, workers):
         _announce(settings.host, port, settings.workers)
 
     def forward(signum: int, frame: object) -> None:
@@ -113,13 +119,14 @@ def run_workers(settings: Settings) -> None:
         raise SystemExit(1)
 
 
-def _wait_listening(host: str, port: int, workers: list[multiprocessing.process.BaseProcess]) -> bool:
-    """Announce the address only once a worker accepts connections on it."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and all(worker.is_alive() for worker in workers):
+def _all_listening(ready: Any, workers: list[multiprocessing.process.BaseProcess]) -> bool:
+    """Wait until every worker accepts connections (or one of them failed to start)."""
+    waiting = len(workers)
+    deadline = time.monotonic() + 60
+    while waiting and time.monotonic() < deadline and all(worker.is_alive() for worker in workers):
         try:
-            socket.create_connection((host, port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+            ready.get(timeout=0.1)
+            waiting -= 1
+        except queue.Empty:
+            pass
+    return waiting == 0
