@@ -1,0 +1,166 @@
+"""The load generator: its own process, pinned to its own core, speaking raw HTTP/1.1 on sockets.
+
+It counts `event: chunk` lines in the byte stream (keeping a tail so a marker cut between two reads
+still counts) rather than parsing SSE: parsing would make the client, not the server, the
+bottleneck. Each server writes whole frames per HTTP chunk, so chunk-size lines never cut a marker.
+Results are one JSON object on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+# Servers end lines with LF or CRLF (aiohttp-sse's default); both spellings are counted.
+CHUNKS = (b"event: chunk\n", b"event: chunk\r")
+END = b"event: disconnect"
+
+
+def pin(core: int) -> None:
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > core:
+        os.sched_setaffinity(0, {core})
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class StreamReader(asyncio.Protocol):
+    """Reads one SSE response: counts chunks, notes the first frame and the end."""
+
+    def __init__(self, request: bytes, started: float, *, wait_for: bytes = END) -> None:
+        self.request = request
+        self.started = started
+        self.wait_for = wait_for
+        self.chunks = 0
+        self.first_frame: float | None = None
+        self.tail = b""
+        self.head = b""
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport  # uvloop's transports are not asyncio.Transport subclasses
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        if self.first_frame is None:
+            self.head += data
+            header_end = self.head.find(b"\r\n\r\n")
+            body = header_end + 4
+            if header_end >= 0 and (self.head.find(b"\n\n", body) >= 0 or self.head.find(b"\r\n\r\n", body) >= 0):
+                self.first_frame = time.perf_counter()
+                self.head = b""
+        window = self.tail + data
+        self.chunks += sum(window.count(marker) - self.tail.count(marker) for marker in CHUNKS)
+        if self.wait_for in window and not self.done.done():
+            self.done.set_result(None)
+        self.tail = window[-64:]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(ConnectionError("connection closed before the stream ended"))
+
+
+def request_bytes(port: int, count: int, size: int, interval_ms: int) -> bytes:
+    return (f"GET /api/mcp/v2/stream/test?count={count}&size={size}&interval_ms={interval_ms} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n").encode()
+
+
+async def open_stream(port: int, request: bytes, *, wait_for: bytes = END) -> StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = StreamReader(request, time.perf_counter(), wait_for=wait_for)
+    await loop.create_connection(lambda: reader, "127.0.0.1", port)
+    return reader
+
+
+async def throughput(port: int, streams: int, count: int, size: int) -> dict[str, Any]:
+    request = request_bytes(port, count, size, 0)
+    started = time.perf_counter()
+    readers = await asyncio.gather(*(open_stream(port, request) for _ in range(streams)))
+    results = await asyncio.gather(*(reader.done for reader in readers), return_exceptions=True)
+    elapsed = time.perf_counter() - started
+    for reader in readers:
+        if reader.transport is not None:
+            reader.transport.close()
+    chunks = sum(reader.chunks for reader in readers)
+    errors = sum(1 for result in results if isinstance(result, BaseException))
+    incomplete = sum(1 for reader in readers if reader.chunks != count)
+    return {"events_per_s": chunks / elapsed, "elapsed_s": elapsed, "errors": errors,
+            "incomplete": incomplete}
+
+
+async def first_event(port: int, requests: int) -> dict[str, Any]:
+    request = request_bytes(port, 1, 128, 0)
+    latencies = []
+    errors = 0
+    for _ in range(requests):
+        reader = None
+        try:
+            reader = await open_stream(port, request)
+            await reader.done
+            assert reader.first_frame is not None
+            latencies.append((reader.first_frame - reader.started) * 1000)
+        except (ConnectionError, AssertionError):
+            errors += 1
+        finally:
+            if reader is not None and reader.transport is not None:
+                reader.transport.close()
+    latencies.sort()
+    return {"p50_ms": statistics.median(latencies),
+            "p99_ms": latencies[min(len(latencies) - 1, round(0.99 * len(latencies)))], "errors": errors}
+
+
+async def idle(port: int, streams: int) -> dict[str, Any]:
+    """Open idle streams, say READY, hold them until told to close on stdin."""
+    request = request_bytes(port, 2, 128, 3_600_000)  # one chunk at once, the next an hour later
+    readers = []
+    for start in range(0, streams, 100):
+        readers += await asyncio.gather(*(open_stream(port, request, wait_for=CHUNKS[0][:-1])
+                                          for _ in range(start, min(streams, start + 100))))
+    results = await asyncio.gather(*(reader.done for reader in readers), return_exceptions=True)
+    errors = sum(1 for result in results if isinstance(result, BaseException))
+    print(json.dumps({"ready": len(readers) - errors, "errors": errors}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    for reader in readers:
+        if reader.transport is not None:
+            reader.transport.close()
+    await asyncio.sleep(0.2)
+    return {"errors": errors}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("mode", choices=["throughput", "first-event", "idle"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--streams", type=int, default=1)
+    parser.add_argument("--count", type=int, default=200_000)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--core", type=int, default=1)
+    args = parser.parse_args()
+    pin(args.core)
+    raise_fd_limit()
+    try:
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    if args.mode == "throughput":
+        result = asyncio.run(throughput(args.port, args.streams, args.count, args.size))
+    elif args.mode == "first-event":
+        result = asyncio.run(first_event(args.port, args.requests))
+    else:
+        result = asyncio.run(idle(args.port, args.streams))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

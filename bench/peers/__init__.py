@@ -1,0 +1,1 @@
+"""Peers serving the bench workload idiomatically with other SSE libraries, and the raw floor."""
