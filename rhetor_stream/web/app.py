@@ -9,6 +9,7 @@ import aiohttp_cors
 from aiohttp import web
 
 import rhetor_stream.tools.builtin  # noqa: F401  (registers Echo, Wait, StreamText)
+from rhetor_stream import specialists
 from rhetor_stream.runs import RunManager, open_store
 from rhetor_stream.settings import Settings
 from rhetor_stream.stream.supervisor import StreamSupervisor
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
                          processing_tick=settings.processing_tick)
     app[STATE] = AppState(settings=settings, tools=tools or registry, supervisor=supervisor,
                           static_dir=static_dir(), runs=manager, activity=activity)
+    specialists.setup(app, settings)
     app.cleanup_ctx.append(_supervise)
     app.on_shutdown.append(_end_streams)
 

@@ -1,0 +1,30 @@
+"""LLM providers: one small interface (`Provider.stream`) and one module per wire format."""
+from __future__ import annotations
+
+import aiohttp
+
+from rhetor_stream.providers.anthropic import AnthropicProvider
+from rhetor_stream.providers.base import (ChatMessage, ChatRequest, ChatStream, HTTPSettings, Provider,
+                                          UpstreamError, Usage)
+from rhetor_stream.providers.ollama import OllamaProvider
+from rhetor_stream.providers.openai import OpenAIProvider
+from rhetor_stream.providers.simulated import SimulatedProvider
+from rhetor_stream.settings import Settings
+
+
+def build_providers(settings: Settings, session: aiohttp.ClientSession) -> dict[str, Provider]:
+    """Every provider, configured from settings and sharing one HTTP session."""
+    http = HTTPSettings(connect_timeout=settings.upstream_connect_timeout,
+                        read_timeout=settings.upstream_read_timeout, retries=settings.upstream_retries)
+    return {
+        "simulated": SimulatedProvider(tokens_per_s=settings.simulated_tokens_per_s),
+        "openai": OpenAIProvider(session, base_url=settings.openai_base_url, http=http,
+                                 api_key=settings.openai_api_key),
+        "anthropic": AnthropicProvider(session, base_url=settings.anthropic_base_url, http=http,
+                                       api_key=settings.anthropic_api_key),
+        "ollama": OllamaProvider(session, base_url=settings.ollama_host, http=http),
+    }
+
+
+__all__ = ["AnthropicProvider", "ChatMessage", "ChatRequest", "ChatStream", "HTTPSettings", "OllamaProvider",
+           "OpenAIProvider", "Provider", "SimulatedProvider", "UpstreamError", "Usage", "build_providers"]

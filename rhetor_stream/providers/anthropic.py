@@ -1,0 +1,70 @@
+"""Anthropic's Messages API stream: `message_start`, `content_block_delta`, `message_delta`,
+`message_stop`, with `ping` keep-alives and `error` events in between."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from rhetor_stream.providers.base import ChatRequest, ChatStream, HTTPProvider, UpstreamError
+from rhetor_stream.sse.parser import aiter_events
+
+API_VERSION = "2023-06-01"
+_ERROR_CODES = {"overloaded_error": "upstream_unavailable", "api_error": "upstream_unavailable",
+                "rate_limit_error": "upstream_rate_limited", "authentication_error": "upstream_auth",
+                "permission_error": "upstream_auth", "not_found_error": "upstream_not_found"}
+
+
+class AnthropicProvider(HTTPProvider):
+    name = "anthropic"
+    default_model = "claude-3-5-haiku-latest"
+
+    def __init__(self, *args: Any, api_key: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._api_key = api_key
+
+    def endpoint(self) -> str:
+        return "/v1/messages"
+
+    def headers(self) -> dict[str, str]:
+        return {"x-api-key": self._api_key, "anthropic-version": API_VERSION}
+
+    def key_hint(self) -> str:
+        return "check ANTHROPIC_API_KEY (--anthropic-api-key)"
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": request.model, "stream": True, "max_tokens": request.max_tokens,
+                                "temperature": request.temperature, "messages": request.dialogue}
+        if request.system:
+            body["system"] = request.system
+        return body
+
+    async def read(self, response: aiohttp.ClientResponse, chat: ChatStream,
+                   request: ChatRequest) -> AsyncIterator[str]:
+        async for event in aiter_events(response.content.iter_any()):
+            if event.event == "ping":
+                continue
+            try:
+                data = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                raise UpstreamError(f"anthropic sent a frame that is not JSON: {event.data[:80]!r}",
+                                    code="upstream_protocol") from None
+            if event.event == "error":
+                error = data.get("error", {})
+                raise UpstreamError(f"anthropic reported {error.get('type', 'an error')} mid-stream: "
+                                    f"{error.get('message', '')}",
+                                    code=_ERROR_CODES.get(error.get("type", ""), "upstream_unavailable"))
+            if event.event == "message_start":
+                chat.usage.input_tokens = data.get("message", {}).get("usage", {}).get("input_tokens")
+            elif event.event == "content_block_delta":
+                delta = data.get("delta", {})
+                if delta.get("type") == "text_delta" and delta.get("text"):
+                    yield delta["text"]
+            elif event.event == "message_delta":
+                chat.stop_reason = data.get("delta", {}).get("stop_reason")
+                chat.usage.output_tokens = data.get("usage", {}).get("output_tokens")
+            elif event.event == "message_stop":
+                return
+        raise UpstreamError("the anthropic stream ended without message_stop", code="upstream_protocol")

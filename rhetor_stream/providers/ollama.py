@@ -1,0 +1,56 @@
+"""Ollama's native `/api/chat` stream: one JSON object per line, the last with `done: true`."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from rhetor_stream.providers.base import ChatRequest, ChatStream, HTTPProvider, UpstreamError
+
+
+class OllamaProvider(HTTPProvider):
+    name = "ollama"
+    default_model = "llama3.2"
+
+    def endpoint(self) -> str:
+        return "/api/chat"
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def key_hint(self) -> str:
+        return "Ollama needs no key; check that OLLAMA_HOST points at Ollama"
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        return {"model": request.model, "stream": True,
+                "options": {"temperature": request.temperature, "num_predict": request.max_tokens},
+                "messages": [{"role": message.role, "content": message.content} for message in request.messages]}
+
+    async def read(self, response: aiohttp.ClientResponse, chat: ChatStream,
+                   request: ChatRequest) -> AsyncIterator[str]:
+        buffer = b""
+        async for data in response.content.iter_any():
+            buffer += data
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    item = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    raise UpstreamError(f"ollama sent a line that is not JSON: {line[:80]!r}",
+                                        code="upstream_protocol") from None
+                if "error" in item:
+                    raise UpstreamError(f"ollama reported an error mid-stream: {item['error']}",
+                                        code="upstream_unavailable")
+                content = (item.get("message") or {}).get("content")
+                if content:
+                    yield content
+                if item.get("done"):
+                    chat.stop_reason = item.get("done_reason", "stop")
+                    chat.usage.input_tokens = item.get("prompt_eval_count")
+                    chat.usage.output_tokens = item.get("eval_count")
+                    return
+        raise UpstreamError("the ollama stream ended without done: true", code="upstream_protocol")

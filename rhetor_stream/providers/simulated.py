@@ -1,0 +1,97 @@
+"""The offline default: a deterministic stand-in for a model, so `make run` works with no key.
+
+It reads the persona and task type from the system prompt the specialists module writes, picks out
+the main terms of the user's message, and streams a structured, role-flavoured answer word by word at
+a configurable pace. The answer says plainly that no model was called.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+from rhetor_stream.providers.base import ChatRequest, ChatStream, Provider
+
+_PERSONA = re.compile(r"You are (?P<name>[^,\n]+), (?:the team's )?(?P<role>[^.\n]+)\.")
+_TASK = re.compile(r"Task type: (?P<task>\w+)")
+_TOPIC = re.compile(r"^Team discussion topic: (?P<topic>.+)$", re.MULTILINE)
+_SPEAKER = re.compile(r"^([\w-]+): ", re.MULTILINE)
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]{2,}")
+_TOKEN = re.compile(r"\S+\s*")
+_STOP = frozenset("this that with what from have will would could should about there their which when "
+                  "where your into make please them they then than just also some more most review analyse plan "
+                  "explain".split())
+
+_PLANS = {
+    "analysis": ("Analysis of {topic}", ["What is known: the request centres on {terms}.",
+                                         "What is uncertain: the constraints and the success measure.",
+                                         "What I would check first: the assumption behind {first}."]),
+    "coding": ("Implementation notes on {topic}", ["Start with the smallest function that handles {first}.",
+                                                   "Write a failing test for the edge cases of {terms}.",
+                                                   "Keep the interface narrow and document why, not what."]),
+    "planning": ("Plan for {topic}", ["Step 1: agree on the outcome and how to measure it.",
+                                      "Step 2: break {terms} into tasks of a day or less.",
+                                      "Step 3: do the riskiest part, {first}, first."]),
+    "review": ("Review of {topic}", ["Strength: the intent around {first} is clear.",
+                                     "Risk: {terms} may hide failure modes worth testing.",
+                                     "Suggestion: add one check that proves the main claim."]),
+}
+_CHAT = ("On {topic}", ["My take, as {role}: focus on {first}.", "The parts that matter most are {terms}.",
+                        "If it helps, I can go deeper on any one of them."])
+
+
+class SimulatedProvider(Provider):
+    name = "simulated"
+    default_model = "simulated-1"
+
+    def __init__(self, *, tokens_per_s: float) -> None:
+        self._delay = 1.0 / tokens_per_s
+
+    def stream(self, request: ChatRequest) -> ChatStream:
+        return ChatStream(lambda chat: self._produce(chat, request))
+
+    def compose(self, request: ChatRequest) -> str:
+        persona = _PERSONA.search(request.system)
+        name, role = (persona["name"], persona["role"]) if persona else ("Assistant", "a helpful assistant")
+        task = _TASK.search(request.system)
+        question = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        topic = _TOPIC.search(question)
+        terms = _key_terms(topic["topic"] if topic else question)
+        speakers = _SPEAKER.findall(question)
+        first = terms[0] if terms else "the question"
+        listed = ", ".join(terms) if terms else "the request"
+        title, points = _PLANS.get(task["task"] if task else "chat", _CHAT)
+        fields = {"topic": first, "terms": listed, "first": first, "role": role}
+        lines = [f"[Simulated provider: no language model was called; this is {name}'s offline stand-in.]",
+                 "", title.format(**fields) + ".", ""]
+        lines += [f"- {point.format(**fields)}" for point in points]
+        if speakers:
+            lines += ["", f"Building on what {speakers[-1]} said, I would not repeat it but test it."]
+        lines += ["", f"In short: {first} deserves attention before anything else."]
+        return "\n".join(lines)
+
+    async def _produce(self, chat: ChatStream, request: ChatRequest) -> AsyncIterator[str]:
+        text = self.compose(request)
+        tokens = _TOKEN.findall(text)
+        chat.usage.input_tokens = sum(len(message.content.split()) for message in request.messages)
+        produced = 0
+        for token in tokens:
+            if produced >= request.max_tokens:
+                chat.stop_reason = "max_tokens"
+                break
+            await asyncio.sleep(self._delay)
+            produced += 1
+            yield token
+        else:
+            chat.stop_reason = "end_turn"
+        chat.usage.output_tokens = produced
+
+
+def _key_terms(text: str, limit: int = 3) -> list[str]:
+    """The longest distinct words of the message, in the order they appear."""
+    words: list[str] = []
+    for word in _WORD.findall(text):
+        if word.lower() not in _STOP and word.lower() not in (w.lower() for w in words):
+            words.append(word)
+    longest = set(sorted(words, key=len, reverse=True)[:limit])
+    return [word for word in words if word in longest]
