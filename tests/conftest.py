@@ -101,3 +101,5 @@ def redis_url() -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(timeout=10)
+
+from tests.fake_upstream import session, upstream  # noqa: E402,F401  (fixtures for provider tests)
