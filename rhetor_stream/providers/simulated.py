@@ -58,7 +58,7 @@ class SimulatedProvider(Provider):
         topic = _TOPIC.search(question)
         terms = _key_terms(topic["topic"] if topic else question)
         speakers = _SPEAKER.findall(question)
-        first = terms[0] if terms else "the question"
+        first = max(terms, key=len) if terms else "the question"
         listed = ", ".join(terms) if terms else "the request"
         title, points = _PLANS.get(task["task"] if task else "chat", _CHAT)
         fields = {"topic": first, "terms": listed, "first": first, "role": role}

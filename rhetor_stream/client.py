@@ -1,0 +1,130 @@
+"""A small async Python client for a rhetor_stream server.
+
+    async with StreamClient("http://127.0.0.1:8003") as client:
+        async for event in client.stream("SendMessageToSpecialistStream",
+                                         {"specialist_id": "planner", "message": "Plan a launch"}):
+            print(event.type, event.data)
+
+Events are read with the project's own SSE parser; HTTP errors raise `StreamClientError` carrying the
+server's status, message and code.
+"""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import attrs
+
+from rhetor_stream.sse.parser import aiter_events
+
+API = "/api/mcp/v2"
+
+
+@attrs.frozen
+class StreamEvent:
+    type: str
+    id: str
+    data: Any
+
+
+class StreamClientError(Exception):
+    """The server answered with an error status (or a tool failed in `process`)."""
+
+    def __init__(self, status: int, message: str, code: str = "") -> None:
+        super().__init__(f"HTTP {status} {code}: {message}" if code else f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+        self.code = code
+
+
+class StreamClient:
+    def __init__(self, base_url: str, *, session: aiohttp.ClientSession | None = None,
+                 timeout: float | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._own_session = session is None
+        # No total timeout by default: a stream may rightly last long; `timeout` bounds silence.
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout)
+        self._session = session
+
+    async def __aenter__(self) -> StreamClient:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("use `async with StreamClient(...) as client`")
+        return self._session
+
+    async def stream(self, tool_name: str, arguments: Mapping[str, Any] | None = None, *,
+                     chunk_size: str = "sentence", include_progress: bool = True,
+                     resume_grace_s: float | None = None) -> AsyncIterator[StreamEvent]:
+        """Run a tool and yield its events as they arrive, until `disconnect`."""
+        options: dict[str, Any] = {"chunk_size": chunk_size, "include_progress": include_progress}
+        if resume_grace_s is not None:
+            options["resume_grace_s"] = resume_grace_s
+        body = {"tool_name": tool_name, "arguments": dict(arguments or {}), "stream_options": options}
+        async with self.session.post(self.base_url + API + "/stream", json=body,
+                                     headers={"Accept": "text/event-stream"}) as response:
+            await _raise_for_status(response)
+            async for event in aiter_events(response.content.iter_any()):
+                yield StreamEvent(event.event, event.id, event.json())
+
+    async def events(self, run_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StreamEvent]:
+        """Replay and follow a run's events (after `last_event_id` when resuming)."""
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        async with self.session.get(f"{self.base_url}{API}/runs/{run_id}/events", headers=headers) as response:
+            await _raise_for_status(response)
+            if response.status == 204:
+                raise StreamClientError(204, f"run {run_id} is unknown or expired", "unknown_run")
+            async for event in aiter_events(response.content.iter_any()):
+                yield StreamEvent(event.event, event.id, event.json())
+
+    async def process(self, tool_name: str, arguments: Mapping[str, Any] | None = None) -> Any:
+        """Run a tool and return its result; a tool failure raises StreamClientError."""
+        body = await self._json("POST", "/process", {"tool_name": tool_name, "arguments": dict(arguments or {})})
+        if not body["success"]:
+            raise StreamClientError(200, body["error"], body.get("code", "tool_error"))
+        return body["result"]
+
+    async def start_run(self, tool_name: str, arguments: Mapping[str, Any] | None = None) -> str:
+        body = await self._json("POST", "/runs", {"tool_name": tool_name, "arguments": dict(arguments or {})})
+        return str(body["run_id"])
+
+    async def tools(self) -> list[dict[str, Any]]:
+        return await self._json("GET", "/tools")  # type: ignore[no-any-return]
+
+    async def health(self) -> dict[str, Any]:
+        async with self.session.get(self.base_url + "/health") as response:
+            await _raise_for_status(response)
+            return await response.json()  # type: ignore[no-any-return]
+
+    async def _json(self, method: str, path: str, body: Any = None) -> Any:
+        async with self.session.request(method, self.base_url + API + path, json=body) as response:
+            await _raise_for_status(response)
+            return await response.json()
+
+
+async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
+    if response.status < 400:
+        return
+    try:
+        payload = await response.json(content_type=None)
+        message, code = str(payload.get("error", response.reason)), str(payload.get("code", ""))
+    except (ValueError, aiohttp.ContentTypeError, AttributeError):
+        message, code = (await response.text())[:200] or str(response.reason), ""
+    raise StreamClientError(response.status, message, code)
