@@ -1,0 +1,1 @@
+"""The HTTP side: the app factory, handlers, request parsing and error responses."""

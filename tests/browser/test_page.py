@@ -1,0 +1,101 @@
+"""The interactive page in real Chromium: the test stream, a specialist, a team chat, Stop, and a
+resumable run that survives a cut connection through EventSource's own reconnect."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import ARTIFACTS, CuttingProxy
+
+pytestmark = pytest.mark.browser
+TEXT = " ".join(f"Sentence {n} of the answer." for n in range(1, 16))
+
+
+def health(base: str) -> dict[str, Any]:
+    with urllib.request.urlopen(base + "/health", timeout=5) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def open_page(browser: Any, url: str) -> Any:
+    page = browser.new_page()
+    page.goto(url + "/")
+    page.wait_for_selector("body[data-ready='1']")
+    return page
+
+
+def wait_state(page: Any, state: str, timeout: float = 20_000) -> None:
+    page.wait_for_selector(f"#status[data-state='{state}']", timeout=timeout)
+
+
+def test_streams_specialist_and_team_chat(browser: Any, server: str) -> None:
+    page = open_page(browser, server)
+    # The test stream, read with EventSource.
+    page.fill("#test-count", "4")
+    page.fill("#test-interval", "50")
+    page.click("[data-testid=test-stream]")
+    wait_state(page, "complete")
+    assert page.inner_text("#chunk-count") == "4"
+    assert page.locator("#log-body tr").count() == 8  # connected, progress, 4 chunks, complete, disconnect
+
+    # One specialist, streamed in sentences through fetch + a stream reader.
+    page.select_option("#tool", "SendMessageToSpecialistStream")
+    page.select_option("#arg-specialist_id", "code-reviewer")
+    page.fill("#arg-message", "Review my retry loop with exponential backoff")
+    page.click("[data-testid=run]")
+    wait_state(page, "complete")
+    answer = page.inner_text("#answer")
+    assert "Simulated provider" in answer and "exponential" in answer
+    assert int(page.inner_text("#chunk-count")) > 3
+    assert page.inner_text("#execution-time").endswith(" s")
+
+    # A team chat: the transcript shows each speaker and round.
+    page.select_option("#tool", "OrchestrateTeamChatStream")
+    page.fill("#arg-topic", "Should we cache model answers?")
+    page.fill("#arg-rounds", "1")
+    page.select_option("#arg-specialists", ["planner", "critic"])
+    page.click("[data-testid=run]")
+    wait_state(page, "complete", timeout=30_000)
+    entries = page.locator("#transcript li")
+    assert entries.count() == 3
+    assert "round 1" in entries.nth(0).inner_text() and "summary" in entries.nth(2).inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "streaming_client.png"), full_page=True)
+    page.close()
+
+
+def test_stop_cancels_the_work_on_the_server(browser: Any, server: str) -> None:
+    page = open_page(browser, server)
+    page.select_option("#tool", "Wait")
+    page.fill("#arg-seconds", "30")
+    page.click("[data-testid=run]")
+    page.wait_for_function("document.getElementById('status').textContent.includes('Wait')")
+    assert health(server)["active_tools"] == 1
+    page.click("[data-testid=stop]")
+    deadline = time.monotonic() + 1.0
+    while health(server)["active_tools"] != 0:
+        assert time.monotonic() < deadline, "the server kept running the stopped tool"
+        time.sleep(0.02)
+    wait_state(page, "stopped")
+    page.close()
+
+
+def test_resumable_run_survives_a_cut_connection(browser: Any, server: str) -> None:
+    port = int(server.rsplit(":", 1)[1])
+    with CuttingProxy(port, cut_after=1200) as proxy:
+        page = open_page(browser, f"http://127.0.0.1:{proxy.port}")
+        page.select_option("#tool", "StreamText")
+        page.fill("#arg-text", TEXT)
+        page.fill("#arg-delay_ms", "40")
+        page.check("#detached")
+        page.click("[data-testid=run]")
+        wait_state(page, "complete", timeout=30_000)
+        assert proxy.cuts == 1
+        assert page.inner_text("#answer") == TEXT  # the whole answer, exactly once
+        ids = [row.split("\t")[1] for row in page.locator("#log-body tr").all_inner_texts()]
+        numbers = [int(event_id.rsplit("-", 1)[1]) for event_id in ids]
+        assert numbers == list(range(1, len(numbers) + 1))
+        page.close()
