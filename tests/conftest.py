@@ -1,12 +1,32 @@
-"""Shared fixtures. Real components (Redis, Chromium) are required in CI and optional locally."""
+"""Shared fixtures and helpers. Real components (Redis, Chromium) are required in CI and optional locally."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient
+
+from rhetor_stream.settings import Settings
+from rhetor_stream.sse.parser import ServerSentEvent, aiter_events
+from rhetor_stream.web.app import create_app
+from tests.fake_upstream import session, upstream  # noqa: F401  (fixtures for provider tests)
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+ROOT = Path(__file__).resolve().parent.parent
+FAST = {"simulated_tokens_per_s": 5000.0, "disconnect_poll": 0.02, "processing_tick": 0.2}
+
+MakeClient = Callable[..., Awaitable[TestClient]]
 
 
 def require_binary(name: str, why: str) -> str:
@@ -20,29 +40,20 @@ def require_binary(name: str, why: str) -> str:
     return path
 
 
-# --- the server under test -------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
-from collections.abc import Awaitable, Callable  # noqa: E402
-from typing import Any  # noqa: E402
 
-import aiohttp  # noqa: E402
-from aiohttp.test_utils import TestClient  # noqa: E402
-
-from rhetor_stream.settings import Settings  # noqa: E402
-from rhetor_stream.sse.parser import ServerSentEvent, aiter_events  # noqa: E402
-from rhetor_stream.web.app import create_app  # noqa: E402
-
-FAST = {"simulated_tokens_per_s": 5000.0, "disconnect_poll": 0.02, "processing_tick": 0.2}
-
-MakeClient = Callable[..., Awaitable[TestClient]]
-
+# --- the server under test, in process ----------------------------------------------------------------
 
 @pytest.fixture
 def make_client(aiohttp_client: Any) -> MakeClient:
     """`await make_client(heartbeat=0.1)`: a test client for an app with those settings."""
 
     async def make(**overrides: Any) -> TestClient:
-        return await aiohttp_client(create_app(Settings(**{**FAST, **overrides})))
+        return await aiohttp_client(create_app(Settings(**{**FAST, **overrides})))  # type: ignore[no-any-return]
 
     return make
 
@@ -67,18 +78,29 @@ async def post_stream(client: TestClient, tool_name: str, arguments: dict[str, A
         return await read_events(response)
 
 
-# --- real components ---------------------------------------------------------------------------------
+# --- real processes ----------------------------------------------------------------------------------
 
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+def spawn_server(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """A real `python -m rhetor_stream --port 0` process and its base URL (read from its first line)."""
+    process = subprocess.Popen([sys.executable, "-m", "rhetor_stream", "--port", "0", *args], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"Serving on (http://127\.0\.0\.1:\d+)", line)
+    if match is None:
+        process.kill()
+        pytest.fail(f"no address in {line!r}: {process.stderr.read() if process.stderr else ''}")
+    return process, match.group(1)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def stop_server(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -101,5 +123,3 @@ def redis_url() -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(timeout=10)
-
-from tests.fake_upstream import session, upstream  # noqa: E402,F401  (fixtures for provider tests)

@@ -1,31 +1,20 @@
 """The check CLI against a real server process, and against nothing."""
 from __future__ import annotations
 
-import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT, free_port, spawn_server, stop_server
 
 
 @pytest.fixture
 def server_url() -> Iterator[str]:
-    process = subprocess.Popen([sys.executable, "-m", "rhetor_stream", "--port", "0",
-                                "--simulated-tokens-per-s", "2000"], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
-    assert process.stdout is not None
-    match = re.search(r"(http://127\.0\.0\.1:\d+)", process.stdout.readline())
-    assert match
-    yield match.group(1)
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=10)
+    process, url = spawn_server("--simulated-tokens-per-s", "2000")
+    yield url
+    stop_server(process)
 
 
 def check(*args: str) -> subprocess.CompletedProcess[str]:

@@ -3,20 +3,16 @@ processes, and `--workers N` on one port."""
 from __future__ import annotations
 
 import asyncio
-import re
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from rhetor_stream.sse.parser import ServerSentEvent, SSEParser
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT, spawn_server, stop_server
 TEXT = " ".join(f"Point {n} matters here." for n in range(1, 16))
 
 StartServer = Callable[..., str]
@@ -28,25 +24,13 @@ def start_server() -> Iterator[StartServer]:
     processes: list[subprocess.Popen[str]] = []
 
     def start(*args: str) -> str:
-        process = subprocess.Popen([sys.executable, "-m", "rhetor_stream", "--port", "0", "--log-level",
-                                    "warning", "--disconnect-poll", "0.02", *args],
-                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process, url = spawn_server("--log-level", "warning", "--disconnect-poll", "0.02", *args)
         processes.append(process)
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        assert match, f"no address in {line!r}: {process.stderr.read() if process.stderr else ''}"
-        return f"http://127.0.0.1:{match.group(1)}"
+        return url
 
     yield start
     for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_server(process)
 
 
 @pytest.fixture

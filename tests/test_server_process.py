@@ -2,20 +2,17 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from rhetor_stream.sse.parser import SSEParser
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT, spawn_server, stop_server
 
 
 class Server:
@@ -29,17 +26,11 @@ class Server:
 
 @pytest.fixture
 def server() -> Iterator[Server]:
-    process = subprocess.Popen([sys.executable, "-m", "rhetor_stream", "--port", "0", "--heartbeat", "0"],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process, url = spawn_server("--heartbeat", "0")
     assert process.stdout is not None
-    line = process.stdout.readline()
-    match = re.search(r"Serving on http://127\.0\.0\.1:(\d+)", line)
-    assert match, f"unexpected first line {line!r}; stderr: {process.stderr.read() if process.stderr else ''}"
     assert "Interactive page: http://127.0.0.1:" in process.stdout.readline()
-    yield Server(process, int(match.group(1)))
-    if process.poll() is None:
-        process.kill()
-    process.wait()
+    yield Server(process, int(url.rsplit(":", 1)[1]))
+    stop_server(process)
 
 
 def _request(sock: socket.socket, method: str, path: str, body: bytes = b"") -> None:

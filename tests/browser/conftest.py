@@ -2,20 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-import re
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import IN_CI, require_binary
+from tests.conftest import IN_CI, ROOT, require_binary, spawn_server, stop_server
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
                  "--no-first-run", "--disable-component-update", "--disable-sync"]
@@ -38,20 +32,14 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    process = subprocess.Popen([sys.executable, "-m", "rhetor_stream", "--port", "0", "--simulated-tokens-per-s",
-                                "300", "--retry-ms", "300", "--disconnect-poll", "0.02"], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert process.stdout is not None
-    match = re.search(r"(http://127\.0\.0\.1:\d+)", process.stdout.readline())
-    assert match
-    yield match.group(1)
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=10)
+    process, url = spawn_server("--simulated-tokens-per-s", "300", "--retry-ms", "300", "--disconnect-poll", "0.02")
+    yield url
+    stop_server(process)
 
 
 class CuttingProxy:
-    """A TCP proxy that cuts the first run-events connection after `cut_after` bytes of the answer,
-    as a flaky proxy or a sleeping laptop would; every later connection passes untouched."""
+    """A TCP proxy that cuts the first run-events response after `cut_after` bytes of it, as a flaky
+    proxy or a sleeping laptop would; everything else passes untouched (keep-alive included)."""
 
     def __init__(self, upstream_port: int, cut_after: int) -> None:
         self.upstream_port = upstream_port
@@ -61,6 +49,7 @@ class CuttingProxy:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._server: asyncio.AbstractServer | None = None
 
     def __enter__(self) -> CuttingProxy:
         self._thread.start()
@@ -68,38 +57,59 @@ class CuttingProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
+    async def _close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        first = await client_reader.read(65536)
-        cut = b"/events" in first.split(b"\r\n", 1)[0] and self.cuts == 0
-        if cut:
-            self.cuts += 1
-        upstream_writer.write(first)
+        armed = asyncio.Event()  # set when this connection carries the first events request
 
-        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limit: int | None) -> None:
-            sent = 0
+        async def requests() -> None:
             try:
-                while data := await reader.read(65536):
-                    if limit is not None and sent + len(data) >= limit:
-                        writer.write(data[:max(0, limit - sent)])
-                        break
-                    writer.write(data)
-                    sent += len(data)
-                    await writer.drain()
+                while data := await client_reader.read(65536):
+                    if b"/events" in data and b"GET " in data and self.cuts == 0:
+                        self.cuts = 1
+                        armed.set()
+                    upstream_writer.write(data)
+                    await upstream_writer.drain()
             except ConnectionError:
                 pass
             finally:
-                writer.close()
+                upstream_writer.close()
 
-        await asyncio.gather(pipe(client_reader, upstream_writer, None),
-                             pipe(upstream_reader, client_writer, self.cut_after if cut else None))
+        async def responses() -> None:
+            passed = 0
+            try:
+                while data := await upstream_reader.read(65536):
+                    if armed.is_set():
+                        if passed + len(data) >= self.cut_after:
+                            client_writer.write(data[:self.cut_after - passed])
+                            break
+                        passed += len(data)
+                    client_writer.write(data)
+                    await client_writer.drain()
+            except ConnectionError:
+                pass
+            finally:
+                client_writer.close()
+
+        try:
+            await asyncio.gather(requests(), responses())
+        except asyncio.CancelledError:
+            pass  # the proxy is closing

@@ -95,7 +95,7 @@ def test_resumable_run_survives_a_cut_connection(browser: Any, server: str) -> N
         wait_state(page, "complete", timeout=30_000)
         assert proxy.cuts == 1
         assert page.inner_text("#answer") == TEXT  # the whole answer, exactly once
-        ids = [row.split("\t")[1] for row in page.locator("#log-body tr").all_inner_texts()]
+        ids = page.eval_on_selector_all("#log-body tr td:nth-child(2)", "cells => cells.map(c => c.textContent)")
         numbers = [int(event_id.rsplit("-", 1)[1]) for event_id in ids]
         assert numbers == list(range(1, len(numbers) + 1))
         page.close()
