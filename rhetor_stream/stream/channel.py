@@ -7,6 +7,11 @@ the wire the only order there is. Why everything queued is written at once: one 
 costs several microseconds of syscalls and bookkeeping; joining whatever the producer has already
 queued into a single write makes a fast stream cost a fraction of that, while an event produced on
 an idle stream still goes out in the very next loop turn.
+
+Why the queue is a list and futures rather than an `asyncio.Queue`: an idle open stream should cost
+next to nothing, and an `asyncio.Queue` allocates four deques (about 3 KiB) before its first item.
+The channel keeps the same contract (bounded, producers wait when it is full, one writer) with a
+list that the writer swaps out whole, and futures created only while somebody actually waits.
 """
 from __future__ import annotations
 
@@ -45,9 +50,15 @@ class EventChannel:
     replayed stream carries ids that belong to that run alone.
     """
 
+    __slots__ = ("_maxsize", "_items", "_getter", "_putters", "_retry_ms", "_tail", "_finished", "_id_prefix",
+                 "_retry_sent", "last_id", "events_written", "bytes_written", "write_started", "last_write")
+
     def __init__(self, maxsize: int, *, retry_ms: int | None = None, first_id: int = 1,
                  id_prefix: str | None = None) -> None:
-        self._queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize)
+        self._maxsize = maxsize
+        self._items: list[Item] = []
+        self._getter: asyncio.Future[None] | None = None
+        self._putters: list[asyncio.Future[None]] = []
         self._retry_ms = retry_ms
         self._tail: tuple[Item, ...] = ()
         self._finished = False
@@ -65,24 +76,28 @@ class EventChannel:
 
     async def send(self, event: str, data: Payload) -> None:
         """Queue an event; waits while the client is behind (that is the backpressure)."""
+        while len(self._items) >= self._maxsize and not self._finished:
+            waiter = asyncio.get_running_loop().create_future()
+            self._putters.append(waiter)  # a cancelled waiter is skipped when producers are woken
+            await waiter
         if self._finished:
             return
-        try:
-            self._queue.put_nowait((event, data))
-        except asyncio.QueueFull:
-            await self._queue.put((event, data))
+        self._items.append((event, data))
+        self._wake_writer()
 
     def offer(self, event: str, data: Payload) -> bool:
         """Queue an event only if there is room now; for timers, which cannot wait."""
-        if self._finished or self._queue.full():
+        if self._finished or len(self._items) >= self._maxsize:
             return False
-        self._queue.put_nowait((event, data))
+        self._items.append((event, data))
+        self._wake_writer()
         return True
 
     def heartbeat(self) -> None:
         """Queue a `: ping` comment unless events are already waiting to go out."""
-        if self._queue.empty() and not self._finished:
-            self._queue.put_nowait(_HEARTBEAT_ITEM)
+        if not self._items and not self._finished:
+            self._items.append(_HEARTBEAT_ITEM)
+            self._wake_writer()
 
     def finish(self, *events: Item) -> None:
         """Close the channel: `events` go out after everything already queued, then the stream ends.
@@ -94,31 +109,46 @@ class EventChannel:
             return
         self._finished = True
         self._tail = events
-        if not self._queue.full():
-            self._queue.put_nowait(None)
+        self._wake_writer()
+        self._wake_producers()
 
     async def pump(self, response: web.StreamResponse) -> None:
         """Write queued events until `finish`; raises when the client is gone."""
-        queue = self._queue
         loop = asyncio.get_running_loop()
         self.last_write = loop.time()
         while True:
-            batch = [await queue.get()]
-            while not queue.empty():
-                batch.append(queue.get_nowait())
-            done = batch[-1] is None or (self._finished and queue.empty())
-            items = [item for item in batch if item is not None]
+            while not self._items and not self._finished:
+                self._getter = loop.create_future()
+                await self._getter
+            items, self._items = self._items, []
+            self._wake_producers()
+            done = self._finished
             if done:
                 items.extend(self._tail)
             payload = self._encode(items)
+            del items  # an idle stream should not keep its last batch alive
             if payload:
                 self.write_started = loop.time()
                 await response.write(payload)
                 self.last_write = loop.time()
                 self.write_started = None
                 self.bytes_written += len(payload)
+            del payload
             if done:
                 return
+
+    def _wake_writer(self) -> None:
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            if not getter.done():
+                getter.set_result(None)
+
+    def _wake_producers(self) -> None:
+        putters, self._putters = self._putters, []
+        for putter in putters:
+            if not putter.done():
+                putter.set_result(None)
 
     def _encode(self, items: list[Item]) -> bytes:
         frames = []

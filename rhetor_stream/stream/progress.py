@@ -18,6 +18,8 @@ PROGRESS = "progress"
 class ProgressThrottle:
     """Rate-limits one stream's progress events and stamps them with the run's elapsed time."""
 
+    __slots__ = ("_sink", "_interval", "_started", "_loop", "_last_sent", "_pending", "_timer")
+
     def __init__(self, sink: EventSink, *, interval: float, started: float) -> None:
         self._sink = sink
         self._interval = interval

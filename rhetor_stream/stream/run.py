@@ -83,6 +83,10 @@ class Activity:
 class ToolRun:
     """Runs one tool and turns everything that happens into events on a sink (a client channel or a run log)."""
 
+    __slots__ = ("tool", "arguments", "sink", "options", "run_id", "end_reason", "_activity", "_app",
+                 "_progress_interval", "_processing_tick", "_cancel_reason", "_task", "_tick", "_throttle",
+                 "_reported", "_loop", "_started")
+
     def __init__(self, tool: Tool, arguments: Mapping[str, Any], *, sink: EventSink,
                  options: StreamOptions, activity: Activity, app: Any = None,
                  progress_interval: float = 0.1, processing_tick: float = 1.0,
@@ -106,7 +110,7 @@ class ToolRun:
         self._started = self._loop.time()
 
     def start(self) -> asyncio.Task[None]:
-        self._task = asyncio.create_task(self.execute(), name=f"run {self.tool.name} {self.run_id}")
+        self._task = asyncio.create_task(self.execute())
         return self._task
 
     def cancel(self, reason: str) -> None:
@@ -134,9 +138,8 @@ class ToolRun:
             if automatic:
                 await throttle.report("starting", 0, f"Starting {tool.name}")
                 self._tick = self._loop.call_later(self._processing_tick, self._processing)
-            context = ToolContext(run_id=self.run_id, tool_name=tool.name,
-                                  chunk_size=self.options.chunk_size, app=self._app,
-                                  report=self._report)
+            context = ToolContext(run_id=self.run_id, tool_name=tool.name, chunk_size=self.options.chunk_size,
+                                  app=self._app, report=self._report) if tool.wants_context else None
             result = await tool.invoke(self.arguments, context=context, stream_callback=self._emit)
             result_json_problem = _json_problem(result)
             if result_json_problem:

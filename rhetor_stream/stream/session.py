@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiohttp import ClientConnectionResetError, web
+from aiohttp import web
 
 from rhetor_stream.stream.channel import EventChannel
 from rhetor_stream.stream.run import ToolRun
@@ -13,38 +13,33 @@ log = logging.getLogger("rhetor_stream.stream")
 
 
 class StreamSession:
-    """Pumps a run's events into a prepared `StreamResponse` until the run or the client ends."""
+    """A run streamed straight to one client: what the supervisor watches, drops and waits for."""
+
+    # Slots and a bare future (not an Event, which carries a deque): memory per open stream counts.
+    __slots__ = ("request", "run", "channel", "_closed")
 
     def __init__(self, request: web.BaseRequest, run: ToolRun, channel: EventChannel) -> None:
         self.request = request
         self.run = run
         self.channel: EventChannel | None = channel
-        self._closed = asyncio.Event()
+        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def drop(self, reason: str) -> None:
         self.run.cancel(reason)
 
     async def wait_closed(self) -> None:
-        await self._closed.wait()
+        await asyncio.shield(self._closed)
 
-    async def serve(self, response: web.StreamResponse) -> None:
+    async def close(self) -> None:
+        """The stream is over (finished, client gone, or dropped): stop the run and wait for it."""
+        self.run.cancel("client_disconnected")
+        await self.run.wait_closed()
+        self._closed.set_result(None)
         channel = self.channel
         assert channel is not None
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        self.run.start()
-        try:
-            await channel.pump(response)
-        except (ConnectionError, ClientConnectionResetError):
-            self.run.cancel("client_disconnected")
-        finally:
-            # Also reached when aiohttp cancels the handler (handler_cancellation=True).
-            self.run.cancel("client_disconnected")
-            await self.run.wait_closed()
-            self._closed.set()
-            log.debug("stream %s tool=%s events=%d bytes=%d duration=%.3fs ended=%s",
-                      self.run.run_id, self.run.tool.name, channel.events_written,
-                      channel.bytes_written, loop.time() - started, self.run.end_reason)
+        log.debug("stream %s tool=%s events=%d bytes=%d duration=%.3fs ended=%s", self.run.run_id,
+                  self.run.tool.name, channel.events_written, channel.bytes_written,
+                  self.run.execution_time(), self.run.end_reason)
 
 
 class CallSession:

@@ -124,18 +124,26 @@ class Tool:
                 raise ArgumentError(name, f"missing required argument of {self.name}")
         return dict(arguments)
 
-    async def invoke(self, arguments: Mapping[str, Any], *, context: ToolContext,
-                     stream_callback: StreamCallback | None = None) -> Any:
-        """Run the tool with validated arguments; a sync function runs in the default executor."""
+    @property
+    def wants_context(self) -> bool:
+        return CONTEXT in self._injected
+
+    def invoke(self, arguments: Mapping[str, Any], *, context: ToolContext | None,
+               stream_callback: StreamCallback | None = None) -> Awaitable[Any]:
+        """Run the tool with validated arguments; a sync function runs in the default executor.
+
+        It returns the tool's own awaitable rather than awaiting it: one coroutine frame less for
+        every open stream.
+        """
         kwargs = dict(arguments)
         if STREAM_CALLBACK in self._injected:
             kwargs[STREAM_CALLBACK] = stream_callback
         if CONTEXT in self._injected:
             kwargs[CONTEXT] = context
         if inspect.iscoroutinefunction(self.function):
-            return await self.function(**kwargs)
+            return self.function(**kwargs)  # type: ignore[no-any-return]
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(self.function, **kwargs))
+        return loop.run_in_executor(None, functools.partial(self.function, **kwargs))
 
 
 class ToolRegistry:

@@ -15,7 +15,7 @@ from rhetor_stream.stream.channel import EventChannel
 from rhetor_stream.stream.run import StreamOptions, ToolRun, new_run_id
 from rhetor_stream.stream.session import CallSession, StreamSession
 from rhetor_stream.tools.builtin import STREAM_TEST_TOOL
-from rhetor_stream.tools.registry import Tool, ToolContext, ToolError
+from rhetor_stream.tools.registry import ToolContext, ToolError
 from rhetor_stream.web.errors import ApiError, json_response
 from rhetor_stream.web.requests import read_tool_call
 from rhetor_stream.web.sse import SSE_HEADERS
@@ -35,21 +35,16 @@ TEST_STREAM_PARAMS = {
 async def stream_test(request: web.Request) -> web.StreamResponse:
     """GET /api/mcp/v2/stream/test: a synthetic stream for `curl -N`, EventSource and the benchmark.
 
-    It is not a run (nothing to resume), so its events go straight from the tool to the client.
+    It is not a run (nothing to resume), so its events go straight from the tool to the client. The
+    writer loop runs in this handler's own frame: every frame held by an open stream is memory.
     """
     arguments = {name: _query_int(request, name, *bounds) for name, bounds in TEST_STREAM_PARAMS.items()}
-    return await stream_direct(request, STREAM_TEST_TOOL, arguments,
-                            StreamOptions(include_progress=True, chunk_size="none"))
-
-
-async def stream_direct(request: web.Request, tool: Tool, arguments: dict[str, Any],
-                     options: StreamOptions) -> web.StreamResponse:
     state = request.app[STATE]
     settings = state.settings
     # Jitter spreads the reconnects of many clients cut at the same moment (a deploy, a proxy).
     retry_ms = round(settings.retry_ms * random.uniform(1.0, 1.25))
     channel = EventChannel(settings.queue_size, retry_ms=retry_ms)
-    run = ToolRun(tool, arguments, sink=channel, options=options, activity=state.activity,
+    run = ToolRun(STREAM_TEST_TOOL, arguments, sink=channel, options=_TEST_OPTIONS, activity=state.activity,
                   app=request.app, progress_interval=settings.progress_interval,
                   processing_tick=settings.processing_tick)
     response = web.StreamResponse(headers=SSE_HEADERS)
@@ -57,14 +52,22 @@ async def stream_direct(request: web.Request, tool: Tool, arguments: dict[str, A
     session = StreamSession(request, run, channel)
     state.supervisor.watch(session)
     state.activity.active_streams += 1
+    run.start()
     try:
-        await session.serve(response)
+        await channel.pump(response)
+    except (ConnectionError, ClientConnectionResetError):
+        pass
     finally:
+        # Also reached when aiohttp cancels the handler (handler_cancellation=True).
+        await session.close()
         state.supervisor.forget(session)
         state.activity.active_streams -= 1
     with suppress(ConnectionError, ClientConnectionResetError):
         await response.write_eof()
     return response
+
+
+_TEST_OPTIONS = StreamOptions(include_progress=True, chunk_size="none")
 
 
 async def process_tool(request: web.Request) -> web.Response:
