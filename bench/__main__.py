@@ -12,71 +12,19 @@ import datetime
 import json
 import os
 import platform
-import resource
-import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-SERVERS: dict[str, Callable[[int], list[str]]] = {
-    "rhetor_stream": lambda port: [PY, "-m", "rhetor_stream", "--port", str(port), "--log-level", "warning"],
-    "aiohttp-sse": lambda port: [PY, "-m", "bench.peers.aiohttp_sse_peer", "--port", str(port)],
-    "sse-starlette": lambda port: [PY, "-m", "bench.peers.sse_starlette_peer", "--port", str(port)],
-    "raw floor": lambda port: [PY, "-m", "bench.peers.raw_floor", "--port", str(port)],
-}
+from bench.harness import PY, ROOT, SERVERS, loadgen, rss_kib, start_server
+
 FULL = {"single_count": 200_000, "streams": 1000, "stream_count": 500, "requests": 500, "idle": 2000, "runs": 3}
 QUICK = {"single_count": 20_000, "streams": 100, "stream_count": 200, "requests": 50, "idle": 200, "runs": 1}
-
-
-def _server_setup() -> None:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {0})
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(name: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    process = subprocess.Popen(SERVERS[name](port), cwd=ROOT, preexec_fn=_server_setup,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return process, port
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start") from None
-            time.sleep(0.05)
-
-
-def loadgen(mode: str, port: int, **options: int) -> dict[str, Any]:
-    args = [PY, "-m", "bench.loadgen", mode, "--port", str(port)]
-    for key, value in options.items():
-        args += [f"--{key}", str(value)]
-    output = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
-    return json.loads(output.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 def idle_memory(process: subprocess.Popen[bytes], port: int, streams: int) -> tuple[float, int]:
@@ -165,6 +113,7 @@ def main() -> None:
     parser.add_argument("--servers", nargs="+", choices=list(SERVERS), default=list(SERVERS))
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run in seconds")
     parser.add_argument("--markdown", type=Path, help="also write the table (with date and machine) here")
+    parser.add_argument("--no-stores", action="store_true", help="skip the memory vs Redis event store figure")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     results = {}
@@ -172,6 +121,10 @@ def main() -> None:
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
         results[name] = measure(name, plan)
     report = "\n".join([table(results, plan), "", *targets(results)])
+    if not args.no_stores:
+        from bench.stores import compare
+        print("measuring the event stores ...", file=sys.stderr, flush=True)
+        report += "\n\n" + compare(plan["runs"], events=2_000 if args.quick else 20_000)
     print(report)
     if args.markdown:
         stamp = datetime.date.today().isoformat()

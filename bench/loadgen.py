@@ -97,6 +97,26 @@ async def throughput(port: int, streams: int, count: int, size: int) -> dict[str
             "incomplete": incomplete}
 
 
+async def run_stream(port: int, count: int) -> dict[str, Any]:
+    """One POST /api/mcp/v2/stream of `count` word chunks: a run, so every event goes through the
+    event store before it reaches the client."""
+    body = json.dumps({"tool_name": "StreamText", "arguments": {"text": "word " * count, "delay_ms": 0},
+                       "stream_options": {"chunk_size": "word", "include_progress": False}}).encode()
+    request = (f"POST /api/mcp/v2/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+    started = time.perf_counter()
+    reader = await open_stream(port, request)
+    error = 0
+    try:
+        await reader.done
+    except ConnectionError:
+        error = 1
+    elapsed = time.perf_counter() - started
+    if reader.transport is not None:
+        reader.transport.close()
+    return {"events_per_s": reader.chunks / elapsed, "errors": error, "incomplete": int(reader.chunks != count)}
+
+
 async def first_event(port: int, requests: int) -> dict[str, Any]:
     request = request_bytes(port, 1, 128, 0)
     latencies = []
@@ -138,7 +158,7 @@ async def idle(port: int, streams: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=["throughput", "first-event", "idle"])
+    parser.add_argument("mode", choices=["throughput", "first-event", "idle", "run"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--count", type=int, default=200_000)
@@ -155,6 +175,8 @@ def main() -> None:
         pass
     if args.mode == "throughput":
         result = asyncio.run(throughput(args.port, args.streams, args.count, args.size))
+    elif args.mode == "run":
+        result = asyncio.run(run_stream(args.port, args.count))
     elif args.mode == "first-event":
         result = asyncio.run(first_event(args.port, args.requests))
     else:

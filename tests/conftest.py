@@ -1,6 +1,7 @@
 """Shared fixtures and helpers. Real components (Redis, Chromium) are required in CI and optional locally."""
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -44,6 +45,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 2.0, what: str = "") -> None:
+    """Wait until `check()` is true (polling every 10 ms), or fail after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            pytest.fail(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.01)
 
 
 # --- the server under test, in process ----------------------------------------------------------------

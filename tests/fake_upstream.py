@@ -30,6 +30,9 @@ class Upstream:
     closed_at: float | None = None
     server: TestServer | None = None
 
+    async def was_closed(self) -> bool:
+        return self.closed_at is not None
+
     @property
     def url(self) -> str:
         assert self.server is not None

@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from rhetor_stream.sse.parser import ServerSentEvent, SSEParser
-from tests.conftest import MakeClient, read_events
+from tests.conftest import MakeClient, eventually, read_events
 
 TEXT = " ".join(f"Sentence number {n} is here." for n in range(1, 13))
 
@@ -26,6 +26,17 @@ async def _start(client: TestClient, tool: str, arguments: dict[str, Any]) -> st
     body = await response.json()
     assert body["events_url"] == f"/api/mcp/v2/runs/{body['run_id']}/events"
     return str(body["run_id"])
+
+
+async def _final_status(client: TestClient, run_id: str) -> str:
+    async def status() -> str:
+        return str((await (await client.get(f"/api/mcp/v2/runs/{run_id}")).json())["status"])
+
+    async def ended() -> bool:
+        return await status() != "running"
+
+    await eventually(ended, what=f"run {run_id} ended")
+    return await status()
 
 
 async def _read(client: TestClient, run_id: str, *, limit: int | None = None,
@@ -99,12 +110,7 @@ async def test_status_cancel_and_retention(run_client: TestClient) -> None:
 
 async def test_detached_run_finishes_without_subscribers(run_client: TestClient) -> None:
     run_id = await _start(run_client, "Echo", {"text": "alone"})
-    for _ in range(100):
-        status = await (await run_client.get(f"/api/mcp/v2/runs/{run_id}")).json()
-        if status["status"] != "running":
-            break
-        await asyncio.sleep(0.01)
-    assert status["status"] == "complete"
+    assert await _final_status(run_client, run_id) == "complete"
     events = await _read(run_client, run_id)
     assert events[-2].json()["result"] == {"text": "alone"}
 
@@ -155,12 +161,7 @@ async def test_plain_stream_disconnect_still_cancels(run_client: TestClient) -> 
     response, connected = await _connected(run_client, {"tool_name": "Wait", "arguments": {"seconds": 30}})
     run_id = connected.json()["run_id"]
     response.close()
-    for _ in range(200):
-        status = await (await run_client.get(f"/api/mcp/v2/runs/{run_id}")).json()
-        if status["status"] != "running":
-            break
-        await asyncio.sleep(0.01)
-    assert status["status"] == "cancelled"
+    assert await _final_status(run_client, run_id) == "cancelled"
     events = await _read(run_client, run_id)
     assert events[-2].json()["code"] == "client_disconnected"
 

@@ -13,6 +13,7 @@ import pytest
 
 from rhetor_stream.sse.parser import ServerSentEvent, SSEParser
 from tests.conftest import ROOT, spawn_server, stop_server
+
 TEXT = " ".join(f"Point {n} matters here." for n in range(1, 16))
 
 StartServer = Callable[..., str]

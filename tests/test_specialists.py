@@ -13,7 +13,7 @@ from rhetor_stream.settings import PROVIDERS
 from rhetor_stream.specialists import RosterError, load_roster
 from rhetor_stream.specialists.memory import ConversationMemory
 from rhetor_stream.sse.parser import SSEParser
-from tests.conftest import MakeClient, post_stream
+from tests.conftest import MakeClient, eventually, post_stream
 from tests.fake_upstream import Upstream
 
 
@@ -112,9 +112,5 @@ async def test_client_leaving_closes_the_upstream_within_200ms(make_client: Make
     loop = asyncio.get_running_loop()
     left_at = loop.time()
     response.close()
-    for _ in range(100):
-        if upstream.closed_at is not None:
-            break
-        await asyncio.sleep(0.01)
-    assert upstream.closed_at is not None, "the upstream request kept running"
-    assert upstream.closed_at - left_at < 0.2
+    await eventually(upstream.was_closed, what="the upstream request was closed")
+    assert upstream.closed_at is not None and upstream.closed_at - left_at < 0.2

@@ -21,10 +21,6 @@ class AnthropicProvider(HTTPProvider):
     name = "anthropic"
     default_model = "claude-3-5-haiku-latest"
 
-    def __init__(self, *args: Any, api_key: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._api_key = api_key
-
     def endpoint(self) -> str:
         return "/v1/messages"
 

@@ -91,10 +91,12 @@ class HTTPSettings:
 class HTTPProvider(Provider):
     """A provider reached over HTTP: subclasses say where to post, with what, and how to read it."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, base_url: str, http: HTTPSettings) -> None:
+    def __init__(self, session: aiohttp.ClientSession, *, base_url: str, http: HTTPSettings,
+                 api_key: str = "") -> None:
         self._session = session
         self.base_url = base_url.rstrip("/")
         self._http = http
+        self._api_key = api_key  # only ever sent in a header
 
     def stream(self, request: ChatRequest) -> ChatStream:
         return ChatStream(lambda chat: self._produce(chat, request))

@@ -16,10 +16,6 @@ class OpenAIProvider(HTTPProvider):
     name = "openai"
     default_model = "gpt-4o-mini"
 
-    def __init__(self, *args: Any, api_key: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._api_key = api_key
-
     def endpoint(self) -> str:
         return "/chat/completions"
 

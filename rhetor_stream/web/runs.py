@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Callable
 from contextlib import suppress
@@ -18,6 +19,7 @@ from rhetor_stream.web.sse import SSE_HEADERS
 from rhetor_stream.web.state import STATE
 
 API = "/api/mcp/v2"
+log = logging.getLogger("rhetor_stream.runs")
 
 
 def events_url(run_id: str) -> str:
@@ -112,6 +114,7 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
     state.supervisor.watch(session)
     state.activity.active_streams += 1
     state.runs.subscribed(local)
+    started = asyncio.get_running_loop().time()
     try:
         await channel.pump(response)
     except (ConnectionError, ClientConnectionResetError):
@@ -122,6 +125,8 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
         state.supervisor.forget(session)
         state.activity.active_streams -= 1
         state.runs.unsubscribed(local)
+        log.debug("subscriber of run %s from event %d: events=%d bytes=%d duration=%.3fs", run_id, after,
+                  channel.events_written, channel.bytes_written, asyncio.get_running_loop().time() - started)
     with suppress(ConnectionError, ClientConnectionResetError):
         await response.write_eof()
     return response
@@ -130,6 +135,8 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
 def _finish_channel(channel: EventChannel) -> Callable[[asyncio.Task[None]], None]:
     """However the forwarder ends (a store error included), the client's stream must end too."""
     def done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("reading a run's events failed", exc_info=task.exception())
         channel.finish()
     return done
 

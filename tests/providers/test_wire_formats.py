@@ -7,9 +7,16 @@ import aiohttp
 import orjson
 import pytest
 
-from rhetor_stream.providers import (AnthropicProvider, ChatMessage, ChatRequest, OllamaProvider, OpenAIProvider,
-                                     Provider, UpstreamError)
-from tests.conftest import free_port
+from rhetor_stream.providers import (
+    AnthropicProvider,
+    ChatMessage,
+    ChatRequest,
+    OllamaProvider,
+    OpenAIProvider,
+    Provider,
+    UpstreamError,
+)
+from tests.conftest import eventually, free_port
 from tests.fake_upstream import FAST_HTTP, Upstream
 
 REQUEST = ChatRequest((ChatMessage("system", "Be brief."), ChatMessage("user", "Hi")), model="m1",
@@ -162,8 +169,5 @@ async def test_cancelling_the_consumer_closes_the_upstream_connection(upstream: 
     loop = asyncio.get_running_loop()
     cancelled_at = loop.time()
     task.cancel()
-    for _ in range(100):
-        if upstream.closed_at is not None:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(upstream.was_closed, what="the upstream saw its connection closed")
     assert upstream.closed_at is not None and upstream.closed_at - cancelled_at < 0.2

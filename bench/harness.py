@@ -1,0 +1,65 @@
+"""What every part of the bench shares: the servers, starting them pinned, and the load generator."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+SERVERS: dict[str, Callable[[int], list[str]]] = {
+    "rhetor_stream": lambda port: [PY, "-m", "rhetor_stream", "--port", str(port), "--log-level", "warning"],
+    "aiohttp-sse": lambda port: [PY, "-m", "bench.peers.aiohttp_sse_peer", "--port", str(port)],
+    "sse-starlette": lambda port: [PY, "-m", "bench.peers.sse_starlette_peer", "--port", str(port)],
+    "raw floor": lambda port: [PY, "-m", "bench.peers.raw_floor", "--port", str(port)],
+}
+
+
+def _server_setup() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0})
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(name: str, command: Callable[[int], list[str]] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = subprocess.Popen((command or SERVERS[name])(port), cwd=ROOT, preexec_fn=_server_setup,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return process, port
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start") from None
+            time.sleep(0.05)
+
+
+def loadgen(mode: str, port: int, **options: int) -> dict[str, Any]:
+    args = [PY, "-m", "bench.loadgen", mode, "--port", str(port)]
+    for key, value in options.items():
+        args += [f"--{key}", str(value)]
+    output = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
