@@ -119,7 +119,7 @@ def run_workers(settings: Settings) -> None:
         raise SystemExit(1)
 
 
-def _all_listening(ready: Any, workers: list[multiprocessing.process.BaseProcess]) -> bool:
+def _all_listening(ready: Any, workers: Sequence[multiprocessing.process.BaseProcess]) -> bool:
     """Wait until every worker accepts connections (or one of them failed to start)."""
     waiting = len(workers)
     deadline = time.monotonic() + 60

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from rhetor_stream.runs.store import EventStore, StoredEvent
-from rhetor_stream.stream.channel import Item
+from rhetor_stream.stream.channel import Item, Payload
 
 
 _FAIRNESS_EVERY = 64
@@ -75,7 +75,7 @@ class RunRecorder:
         return bool(self._cursors) and not self._finished and \
             self.seq - min(self._cursors.values()) >= self._window
 
-    def _append(self, event: str, data: Mapping[str, Any]) -> None:
+    def _append(self, event: str, data: Payload) -> None:
         self.seq += 1
         self._store.append(self.run_id, StoredEvent(self.seq, event, orjson.dumps(data)))
 

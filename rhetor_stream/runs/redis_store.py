@@ -42,7 +42,7 @@ class RedisEventStore(EventStore):
         self._flushing: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
 
-    async def start(self, on_cancel: Callable[[str], None]) -> None:
+    async def start(self, on_cancel: Callable[[str], object]) -> None:
         await super().start(on_cancel)
         try:
             await self._redis.ping()

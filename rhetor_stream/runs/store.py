@@ -46,7 +46,7 @@ class EventStore(abc.ABC):
     #: True when every server process sees the same runs (what `--workers` needs).
     shared: bool = False
 
-    async def start(self, on_cancel: Callable[[str], None]) -> None:
+    async def start(self, on_cancel: Callable[[str], object]) -> None:
         """Begin serving; `on_cancel(run_id)` is called when any process asks to cancel a run."""
         self._on_cancel = on_cancel
 

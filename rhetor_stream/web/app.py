@@ -81,7 +81,8 @@ async def _end_streams(app: web.Application) -> None:
 def _allow_origins(app: web.Application, origins: tuple[str, ...], routes: list[web.AbstractRoute]) -> None:
     # A wildcard origin cannot be combined with credentials; explicit origins may send cookies.
     cors = aiohttp_cors.setup(app, defaults={
-        origin: aiohttp_cors.ResourceOptions(allow_credentials=origin != "*", expose_headers="*",
+        origin: aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
+            allow_credentials=origin != "*", expose_headers="*",
                                              allow_headers="*", allow_methods=["GET", "POST", "DELETE"])
         for origin in origins
     })
