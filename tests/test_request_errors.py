@@ -59,3 +59,15 @@ async def test_unknown_route_and_method_are_json(client: TestClient) -> None:
     assert response.status == 404 and (await response.json())["code"] == "not_found"
     response = await client.get("/api/mcp/v2/stream")
     assert response.status == 405 and (await response.json())["code"] == "method_not_allowed"
+
+
+async def test_cors_allows_configured_origins_only(make_client: MakeClient) -> None:
+    client = await make_client(cors_origin=("http://app.example",))
+    preflight = {"Origin": "http://app.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"}
+    response = await client.options("/api/mcp/v2/stream", headers=preflight)
+    assert response.status == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "http://app.example"
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+    response = await client.options("/api/mcp/v2/stream", headers={**preflight, "Origin": "http://evil.example"})
+    assert "Access-Control-Allow-Origin" not in response.headers

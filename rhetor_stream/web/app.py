@@ -82,8 +82,8 @@ def _allow_origins(app: web.Application, origins: tuple[str, ...], routes: list[
     # A wildcard origin cannot be combined with credentials; explicit origins may send cookies.
     cors = aiohttp_cors.setup(app, defaults={
         origin: aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
-            allow_credentials=origin != "*", expose_headers="*",
-                                             allow_headers="*", allow_methods=["GET", "POST", "DELETE"])
+            allow_credentials=origin != "*", expose_headers="*", allow_headers="*",
+            allow_methods=["GET", "POST", "DELETE"])
         for origin in origins
     })
     for route in routes:
