@@ -47,8 +47,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 2.0, what: str = "") -> None:
-    """Wait until `check()` is true (polling every 10 ms), or fail after `timeout` seconds."""
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 5.0, what: str = "") -> None:
+    """Wait until `check()` is true (polling every 10 ms), or fail after `timeout` seconds.
+
+    The timeout is a deadline, not a measurement: generous, because a fresh CI machine can be busy
+    (Chromium builds its caches on first start) while the condition is only a few loop turns away.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not await check():

@@ -19,8 +19,6 @@ from rhetor_stream.tools.registry import Tool
 
 log = logging.getLogger("rhetor_stream.runs")
 
-_STATUS = {"complete": "complete", "error": "error"}  # any other end is a cancellation
-
 
 def id_prefix(run_id: str) -> str:
     """Event ids read `<prefix>-<n>`: the prefix ties an id to its run, so a foreign id is refused."""
@@ -84,12 +82,9 @@ class RunManager:
         await run.tool_run.wait_closed()
         if run.grace_timer is not None:
             run.grace_timer.cancel()
-        try:
-            await self.store.finish(run.run_id, _STATUS.get(run.tool_run.end_reason, "cancelled"))
-        finally:
-            self._local.pop(run.run_id, None)
-            log.debug("run %s tool=%s events=%d ended=%s", run.run_id, run.tool_run.tool.name,
-                      run.recorder.seq, run.tool_run.end_reason)
+        self._local.pop(run.run_id, None)
+        log.debug("run %s tool=%s events=%d ended=%s", run.run_id, run.tool_run.tool.name,
+                  run.recorder.seq, run.tool_run.end_reason)
 
     def cancel_local(self, run_id: str, reason: str = "cancelled") -> bool:
         run = self._local.get(run_id)

@@ -45,7 +45,7 @@ class MemoryEventStore(EventStore):
             log.changed.set_result(None)
         log.changed = None
 
-    async def finish(self, run_id: str, status: str) -> None:
+    def end(self, run_id: str, status: str) -> None:
         log = self._logs.get(run_id)
         if log is not None:
             log.record = attrs.evolve(log.record, status=status, finished=time.time())

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from rhetor_stream.runs.store import EventStore, StoredEvent
+from rhetor_stream.runs.store import EventStore, StoredEvent, final_status
 from rhetor_stream.stream.channel import Item, Payload
 
 
@@ -53,11 +53,12 @@ class RunRecorder:
         self._append(event, data)
         return True
 
-    def finish(self, *events: Item) -> None:
+    def finish(self, *events: Item, reason: str = "complete") -> None:
         if self._finished:
             return
         for event, data in events:
             self._append(event, data)
+        self._store.end(self.run_id, final_status(reason))
         self._finished = True
         self._wake()
 

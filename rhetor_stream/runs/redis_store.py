@@ -4,7 +4,10 @@ Layout per run: a hash `<prefix>:run:<id>` (tool, status, times) and a stream
 `<prefix>:run:<id>:events` whose entry ids are `0-<seq>`, so the log order is the run's own event
 order and `XREAD ... 0-<seq>` means exactly "everything after event <seq>". Appends are batched: the
 producer never waits for a round trip per event; whatever was appended during one loop turn goes
-out in one pipeline. Cancellation travels over a pub/sub channel every process listens to.
+out in one pipeline. Pipelines go out one at a time (a later one overtaking an earlier one would
+make XADD refuse the lower ids), and a run's last events and its final status go in one MULTI, so
+no process can read the end of a run whose status still says running. Cancellation travels over a
+pub/sub channel every process listens to.
 """
 from __future__ import annotations
 
@@ -39,6 +42,8 @@ class RedisEventStore(EventStore):
         self._max_events = max_events
         self._prefix = prefix
         self._pending: dict[str, list[StoredEvent]] = {}
+        self._ending: dict[str, str] = {}  # run id -> final status, written with its last events
+        self._writing = asyncio.Lock()
         self._flushing: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
 
@@ -69,21 +74,15 @@ class RedisEventStore(EventStore):
 
     def append(self, run_id: str, event: StoredEvent) -> None:
         self._pending.setdefault(run_id, []).append(event)
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush())
+        self._schedule_flush()
 
     async def wait_written(self, run_id: str) -> None:
         if len(self._pending.get(run_id, ())) >= _PENDING_LIMIT and self._flushing is not None:
             await asyncio.shield(self._flushing)
 
-    async def finish(self, run_id: str, status: str) -> None:
-        await self._flush()
-        ttl = max(1, round(self._retention))
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._run_key(run_id), mapping={"status": status, "finished": time.time()})
-            pipe.expire(self._run_key(run_id), ttl)
-            pipe.expire(self._events_key(run_id), ttl)
-            await pipe.execute()
+    def end(self, run_id: str, status: str) -> None:
+        self._ending[run_id] = status
+        self._schedule_flush()
 
     async def get(self, run_id: str) -> RunRecord | None:
         fields = await self._redis.hgetall(self._run_key(run_id))
@@ -109,17 +108,32 @@ class RedisEventStore(EventStore):
     async def request_cancel(self, run_id: str) -> None:
         await self._redis.publish(self._cancel_channel, run_id)
 
+    def _schedule_flush(self) -> None:
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+            self._flushing.add_done_callback(_report_failure)
+
     async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, {}
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for run_id, events in batch.items():
-                    key = self._events_key(run_id)
-                    for event in events:
-                        pipe.xadd(key, {"e": event.event, "d": event.data}, id=f"0-{event.seq}",
-                                  maxlen=self._max_events, approximate=True)
-                    pipe.expire(key, RUNNING_TTL)
-                await pipe.execute()
+        async with self._writing:
+            while self._pending or self._ending:
+                batch, self._pending = self._pending, {}
+                ending, self._ending = self._ending, {}
+                async with self._redis.pipeline(transaction=bool(ending)) as pipe:
+                    for run_id, events in batch.items():
+                        for event in events:
+                            pipe.xadd(self._events_key(run_id), {"e": event.event, "d": event.data},
+                                      id=f"0-{event.seq}", maxlen=self._max_events, approximate=True)
+                        if run_id not in ending:
+                            pipe.expire(self._events_key(run_id), RUNNING_TTL)
+                    for run_id, status in ending.items():
+                        self._end_in(pipe, run_id, status)
+                    await pipe.execute()
+
+    def _end_in(self, pipe: Any, run_id: str, status: str) -> None:
+        ttl = max(1, round(self._retention))
+        pipe.hset(self._run_key(run_id), mapping={"status": status, "finished": time.time()})
+        pipe.expire(self._run_key(run_id), ttl)
+        pipe.expire(self._events_key(run_id), ttl)
 
     async def _listen(self, pubsub: Any) -> None:
         with contextlib.suppress(asyncio.CancelledError):
@@ -137,6 +151,12 @@ class RedisEventStore(EventStore):
 
     def _events_key(self, run_id: str) -> str:
         return f"{self._prefix}:run:{run_id}:events"
+
+
+def _report_failure(flush: asyncio.Task[None]) -> None:
+    """Nobody awaits a background flush, so its failure (events lost) must reach the log here."""
+    if not flush.cancelled() and flush.exception() is not None:
+        log.error("writing run events to redis failed; they are lost", exc_info=flush.exception())
 
 
 def _safe(url: str) -> str:

@@ -16,6 +16,11 @@ RUNNING = "running"
 FINAL_STATUSES = ("complete", "error", "cancelled")
 
 
+def final_status(end_reason: str) -> str:
+    """A run's status from why it ended: any end but success or a tool error is a cancellation."""
+    return end_reason if end_reason in ("complete", "error") else "cancelled"
+
+
 @attrs.frozen
 class StoredEvent:
     seq: int
@@ -64,8 +69,12 @@ class EventStore(abc.ABC):
         """Wait until appended events are durable enough to bound memory (a no-op in memory)."""
 
     @abc.abstractmethod
-    async def finish(self, run_id: str, status: str) -> None:
-        """Record the final status; the log is kept for the retention time, then forgotten."""
+    def end(self, run_id: str, status: str) -> None:
+        """Record the final status without waiting; the log is kept for the retention time, then forgotten.
+
+        A reader that has seen the run's last event must find the final status too (clients read the
+        status right after the stream ends), so a store makes both visible at once.
+        """
 
     @abc.abstractmethod
     async def get(self, run_id: str) -> RunRecord | None: ...

@@ -40,7 +40,8 @@ class EventSink(Protocol):
 
     def offer(self, event: str, data: Mapping[str, Any]) -> bool: ...
 
-    def finish(self, *events: Item) -> None: ...
+    def finish(self, *events: Item, reason: str = "complete") -> None:
+        """The last frames; `reason` is why the run ended (`complete`, `error`, `client_disconnected`...)."""
 
 
 class EventChannel:
@@ -99,11 +100,12 @@ class EventChannel:
             self._items.append(_HEARTBEAT_ITEM)
             self._wake_writer()
 
-    def finish(self, *events: Item) -> None:
+    def finish(self, *events: Item, reason: str = "complete") -> None:
         """Close the channel: `events` go out after everything already queued, then the stream ends.
 
         It never waits, so a cancelled producer and server shutdown can always end a stream with a
-        complete final frame, even when the queue is full.
+        complete final frame, even when the queue is full. The client learns the `reason` from the
+        frames themselves, so a channel does not keep it.
         """
         if self._finished:
             return

@@ -111,6 +111,7 @@ class ToolRun:
 
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self.execute())
+        self._task.add_done_callback(self._ensure_ended)
         return self._task
 
     def cancel(self, reason: str) -> None:
@@ -153,8 +154,7 @@ class ToolRun:
         except asyncio.CancelledError:
             # Final frames even for a client that left: a run's log has other readers, and a
             # channel whose client is gone simply never writes them.
-            reason = self._cancel_reason or "cancelled"
-            self._fail(f"{tool.name} was stopped: {reason.replace('_', ' ')}", reason, reason=reason)
+            self._stopped()
             raise
         except ToolError as exc:
             self._fail(exc.message, exc.code)
@@ -205,6 +205,15 @@ class ToolRun:
             self._tick.cancel()
             self._tick = None
 
+    def _ensure_ended(self, task: asyncio.Task[None]) -> None:
+        """A task cancelled before its first step never ran `execute`, so nothing ended the stream."""
+        if self.end_reason == "running":
+            self._stopped()
+
+    def _stopped(self) -> None:
+        reason = self._cancel_reason or "cancelled"
+        self._fail(f"{self.tool.name} was stopped: {reason.replace('_', ' ')}", reason, reason=reason)
+
     def _fail(self, message: str, code: str, *, reason: str = "error") -> None:
         self._end("error", {"error": message, "code": code, "tool_name": self.tool.name,
                             "timestamp": timestamp()}, reason=reason)
@@ -213,7 +222,7 @@ class ToolRun:
         self.end_reason = reason
         self.sink.finish((event, data), ("disconnect", {
             "message": _DISCONNECT_MESSAGES.get(reason, f"Stream ended: {reason.replace('_', ' ')}"),
-            "reason": reason, "timestamp": timestamp()}))
+            "reason": reason, "timestamp": timestamp()}), reason=reason)
 
 
 async def _nothing() -> None:
