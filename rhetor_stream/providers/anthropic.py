@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import orjson
 
 from rhetor_stream.providers.base import ChatRequest, ChatStream, HTTPProvider, UpstreamError
 from rhetor_stream.sse.parser import aiter_events
@@ -42,11 +41,7 @@ class AnthropicProvider(HTTPProvider):
         async for event in aiter_events(response.content.iter_any()):
             if event.event == "ping":
                 continue
-            try:
-                data = orjson.loads(event.data)
-            except orjson.JSONDecodeError:
-                raise UpstreamError(f"anthropic sent a frame that is not JSON: {event.data[:80]!r}",
-                                    code="upstream_protocol") from None
+            data = self.decode(event.data)
             if event.event == "error":
                 error = data.get("error", {})
                 raise UpstreamError(f"anthropic reported {error.get('type', 'an error')} mid-stream: "

@@ -118,6 +118,14 @@ class HTTPProvider(Provider):
     def key_hint(self) -> str:
         return "check the API key"
 
+    def decode(self, frame: str | bytes, what: str = "frame") -> Any:
+        """One frame's JSON; anything else is the upstream breaking its own protocol."""
+        try:
+            return orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"{self.name} sent a {what} that is not JSON: {frame[:80]!r}",
+                                code="upstream_protocol") from None
+
     async def _produce(self, chat: ChatStream, request: ChatRequest) -> AsyncIterator[str]:
         response = await self._connect(request)
         try:

@@ -5,7 +5,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import orjson
 
 from rhetor_stream.providers.base import ChatRequest, ChatStream, HTTPProvider, UpstreamError
 
@@ -37,11 +36,7 @@ class OllamaProvider(HTTPProvider):
             for line in lines:
                 if not line.strip():
                     continue
-                try:
-                    item = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    raise UpstreamError(f"ollama sent a line that is not JSON: {line[:80]!r}",
-                                        code="upstream_protocol") from None
+                item = self.decode(line, "line")
                 if "error" in item:
                     raise UpstreamError(f"ollama reported an error mid-stream: {item['error']}",
                                         code="upstream_unavailable")

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import orjson
 
 from rhetor_stream.providers.base import ChatRequest, ChatStream, HTTPProvider, UpstreamError
 from rhetor_stream.sse.parser import aiter_events
@@ -35,11 +34,7 @@ class OpenAIProvider(HTTPProvider):
         async for event in aiter_events(response.content.iter_any()):
             if event.data == "[DONE]":
                 return
-            try:
-                chunk = orjson.loads(event.data)
-            except orjson.JSONDecodeError:
-                raise UpstreamError(f"openai sent a frame that is not JSON: {event.data[:80]!r}",
-                                    code="upstream_protocol") from None
+            chunk = self.decode(event.data)
             if "error" in chunk:
                 error = chunk["error"]
                 message = error.get("message", error) if isinstance(error, dict) else error

@@ -129,8 +129,10 @@ async def test_http_errors_map_to_stable_codes(upstream: Upstream, session: aioh
     (anthropic, b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"busy"}}\n\n',
      "upstream_unavailable"),
     (anthropic, b'event: message_start\ndata: {"message":{"usage":{}}}\n\n', "upstream_protocol"),
+    (anthropic, b"event: content_block_delta\ndata: {not json\n\n", "upstream_protocol"),
     (ollama, b'{"message":{"content":"a"},"done":false}\n{"error":"model crashed"}\n', "upstream_unavailable"),
     (ollama, b'{"message":{"content":"a"},"done":false}\n', "upstream_protocol"),
+    (ollama, b'{"message":{"content":"a"},"done":false}\n{not json\n', "upstream_protocol"),
 ])
 async def test_broken_streams(upstream: Upstream, session: aiohttp.ClientSession, make: object, raw: bytes,
                               code: str) -> None:
