@@ -73,3 +73,15 @@ async def test_cancellation_mid_turn(make_client: MakeClient) -> None:
             break
         await asyncio.sleep(0.01)
     assert (await (await client.get("/health")).json())["active_tools"] == 0
+
+
+async def test_offline_specialists_answer_each_in_their_own_manner(client: TestClient) -> None:
+    body = await (await client.post("/api/mcp/v2/process", json={
+        "tool_name": "OrchestrateTeamChat",
+        "arguments": {"topic": "Should the event store move to Redis Streams?", "rounds": 1,
+                      "specialists": ["code-reviewer", "researcher", "planner", "critic"]}})).json()
+    titles = {turn["speaker"]: turn["content"].split("\n")[2] for turn in body["result"]["transcript"]}
+    assert titles["code-reviewer"].startswith("Review of \u201cShould the event store move to Redis Streams")
+    assert titles["researcher"].startswith("Analysis of")
+    assert titles["planner"].startswith("Plan for")
+    assert titles["critic"].startswith("Critique of")

@@ -20,6 +20,7 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]{2,}")
 _TOKEN = re.compile(r"\S+\s*")
 _STOP = frozenset("this that with what from have will would could should about there their which when "
                   "where your into make please them they then than just also some more most review analyse plan "
+                  "adopt use using need want build write create help "
                   "explain".split())
 
 _PLANS = {
@@ -35,8 +36,14 @@ _PLANS = {
     "review": ("Review of {topic}", ["Strength: the intent around {first} is clear.",
                                      "Risk: {terms} may hide failure modes worth testing.",
                                      "Suggestion: add one check that proves the main claim."]),
+    "critique": ("Critique of {topic}", ["Objection: the case for {first} is assumed, not shown.",
+                                         "Counter-example to look for: where {terms} breaks under load or misuse.",
+                                         "What would change my mind: one measurement, taken before deciding."]),
 }
-_CHAT = ("On {topic}", ["My take, as {role}: focus on {first}.", "The parts that matter most are {terms}.",
+# In plain chat each role answers in its own manner: the first keyword found in the role decides.
+_ROLE_MANNER = (("review", "review"), ("research", "analysis"), ("analys", "analysis"), ("plan", "planning"),
+                ("critic", "critique"), ("engineer", "coding"), ("develop", "coding"))
+_CHAT = ("On {topic}", ["My take, as {role}: focus on {first}.", "What matters most here: {terms}.",
                         "If it helps, I can go deeper on any one of them."])
 
 
@@ -60,8 +67,12 @@ class SimulatedProvider(Provider):
         speakers = _SPEAKER.findall(question)
         first = max(terms, key=len) if terms else "the question"
         listed = ", ".join(terms) if terms else "the request"
-        title, points = _PLANS.get(task["task"] if task else "chat", _CHAT)
-        fields = {"topic": first, "terms": listed, "first": first, "role": role}
+        kind = task["task"] if task else "chat"
+        if kind == "chat":
+            kind = next((manner for keyword, manner in _ROLE_MANNER if keyword in role.lower()), kind)
+        title, points = _PLANS.get(kind, _CHAT)
+        fields = {"topic": _subject(topic["topic"] if topic else question) or first, "terms": listed,
+                  "first": first, "role": role}
         lines = [f"[Simulated provider: no language model was called; this is {name}'s offline stand-in.]",
                  "", title.format(**fields) + ".", ""]
         lines += [f"- {point.format(**fields)}" for point in points]
@@ -85,6 +96,16 @@ class SimulatedProvider(Provider):
         else:
             chat.stop_reason = "end_turn"
         chat.usage.output_tokens = produced
+
+
+def _subject(text: str, limit: int = 60) -> str:
+    """The request itself, quoted and cut to one short line, so the answer's title names what was asked."""
+    line = " ".join(text.split()).rstrip(".?!")
+    if not line:
+        return ""
+    if len(line) > limit:
+        line = line[:limit - 1].rstrip() + "\u2026"
+    return f"\u201c{line}\u201d"
 
 
 def _key_terms(text: str, limit: int = 3) -> list[str]:
