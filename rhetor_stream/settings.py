@@ -101,6 +101,9 @@ class Settings:
                                    validator=_positive)
     run_max_bytes: int = _setting(16 * 1024 * 1024, "bytes of event data kept per run in memory",
                                   validator=_positive)
+    run_owner_lease: float = _setting(15.0, "seconds a process may stop renewing its lease in the shared "
+                                      "store before others end its running runs as lost",
+                                      validator=_positive)
     workers: int = _setting(1, "server processes sharing the port (needs a redis event store)",
                             validator=_positive)
     # AI specialists and LLM providers.

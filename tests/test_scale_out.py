@@ -86,6 +86,33 @@ async def test_cancel_through_b_stops_the_run_on_a(start_server: StartServer, re
         assert (await response.json())["status"] == "cancelled"
 
 
+async def test_a_run_whose_process_died_ends_as_lost(start_server: StartServer, redis_url: str,
+                                                     http: aiohttp.ClientSession) -> None:
+    process, a = spawn_server("--log-level", "warning", "--event-store", redis_url, "--run-owner-lease", "0.5")
+    try:
+        b = start_server("--event-store", redis_url)
+        async with http.post(f"{a}/api/mcp/v2/runs", json={"tool_name": "Wait", "arguments": {"seconds": 60}}) as r:
+            run_id = (await r.json())["run_id"]
+        async with http.get(f"{b}/api/mcp/v2/runs/{run_id}/events") as response:
+            first = await _events(response, limit=1)
+        async with http.get(f"{b}/api/mcp/v2/runs/{run_id}") as response:
+            assert (await response.json())["status"] == "running"  # A renews its lease: not lost
+        process.kill()  # no shutdown: the run is left "running" in Redis
+        async with http.get(f"{b}/api/mcp/v2/runs/{run_id}/events",
+                            headers={"Last-Event-ID": first[0].id}) as response:
+            rest = await asyncio.wait_for(_events(response), 15)  # B notices once A's lease runs out
+    finally:
+        stop_server(process)
+    assert [event.event for event in rest][-2:] == ["error", "disconnect"]
+    assert rest[-2].json()["code"] == "run_lost" and "Wait" in rest[-2].json()["error"]
+    ids = [int(event.id.rsplit("-", 1)[1]) for event in first + rest]
+    assert ids == list(range(1, len(ids) + 1))
+    async with http.get(f"{b}/api/mcp/v2/runs/{run_id}") as response:
+        assert (await response.json())["status"] == "error"
+    async with http.delete(f"{b}/api/mcp/v2/runs/{run_id}") as response:
+        assert response.status == 409
+
+
 async def _until_active_tools(http: aiohttp.ClientSession, base: str, count: int) -> None:
     for _ in range(500):
         async with http.get(f"{base}/health") as response:

@@ -86,6 +86,21 @@ class RunManager:
         log.debug("run %s tool=%s events=%d ended=%s", run.run_id, run.tool_run.tool.name,
                   run.recorder.seq, run.tool_run.end_reason)
 
+    async def record(self, run_id: str) -> RunRecord | None:
+        """The run's status; a run another process left running when it died is ended here first."""
+        record = await self.store.get(run_id)
+        if record is None or record.status != RUNNING or run_id in self._local:
+            return record
+        stamp = timestamp()
+        lost = f"the server process running {record.tool_name} stopped without ending the run"
+        final = [("error", orjson.dumps({"error": lost, "code": "run_lost", "tool_name": record.tool_name,
+                                         "timestamp": stamp})),
+                 ("disconnect", orjson.dumps({"message": "Stream ended: run lost", "reason": "run_lost",
+                                              "timestamp": stamp}))]
+        if await self.store.reap(record, "error", final):
+            return await self.store.get(run_id)
+        return record
+
     def cancel_local(self, run_id: str, reason: str = "cancelled") -> bool:
         run = self._local.get(run_id)
         if run is None:
@@ -153,7 +168,7 @@ class RunManager:
                     if event.event == "disconnect":
                         channel.finish()
                         return
-                if not events and await self.store.get(run_id) is None:
+                if not events and await self.record(run_id) is None:
                     channel.finish()  # the run expired while we waited
                     return
         finally:

@@ -8,6 +8,10 @@ out in one pipeline. Pipelines go out one at a time (a later one overtaking an e
 make XADD refuse the lower ids), and a run's last events and its final status go in one MULTI, so
 no process can read the end of a run whose status still says running. Cancellation travels over a
 pub/sub channel every process listens to.
+
+Each process holds a lease, a key `<prefix>:instance:<id>` it keeps renewing, and names itself as
+the owner of the runs it starts. A process that dies (kill -9, a lost machine) stops renewing; any
+other process that finds one of its runs still running ends it for the waiting clients (`reap`).
 """
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rhetor_stream.runs.store import EventsExpired, EventStore, RunRecord, StoredEvent
@@ -24,23 +29,52 @@ log = logging.getLogger("rhetor_stream.runs.redis")
 
 # A run that never finishes (its process died) must not keep its keys forever either.
 RUNNING_TTL = 24 * 3600
+_SOCKET_TIMEOUT = 30.0
 _PENDING_LIMIT = 1024  # appended but unsent events per run before the producer waits
+
+# KEYS: the run's hash, its events, its owner's lease. ARGV: status, finished time, retention (s),
+# then event name and data pairs. Atomic, so a run ends once, whoever notices first.
+_REAP = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('EXISTS', KEYS[3]) == 1 then
+  return 0
+end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local seq = 0
+if #last > 0 then seq = tonumber(string.match(last[1][1], '-(%d+)$')) end
+for i = 4, #ARGV, 2 do
+  seq = seq + 1
+  redis.call('XADD', KEYS[2], '0-' .. seq, 'e', ARGV[i], 'd', ARGV[i + 1])
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finished', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
 
 
 class RedisEventStore(EventStore):
     shared = True
 
-    def __init__(self, url: str, *, retention: float, max_events: int, prefix: str = "rhetor") -> None:
+    def __init__(self, url: str, *, retention: float, max_events: int, lease: float = 15.0,
+                 prefix: str = "rhetor") -> None:
         try:
             import redis.asyncio as redis
         except ImportError:
             raise RuntimeError("the redis event store needs the redis package: "
                                "pip install 'rhetor-stream[redis]'") from None
-        self._redis: Any = redis.from_url(url)
+        # redis-py's default socket timeout differs between versions (none, then 5 s); a URL's
+        # `?socket_timeout=` still wins. A blocking read must end before it, or it fails as a timeout.
+        self._redis: Any = redis.from_url(url, socket_timeout=_SOCKET_TIMEOUT, socket_connect_timeout=5)
+        socket_timeout = self._redis.connection_pool.connection_kwargs.get("socket_timeout")
+        self._longest_block = socket_timeout / 2 if socket_timeout else _SOCKET_TIMEOUT
+        self._reap = self._redis.register_script(_REAP)
         self._url = url
         self._retention = retention
         self._max_events = max_events
         self._prefix = prefix
+        self._lease = lease
+        self._instance = uuid.uuid4().hex[:16]
+        self._renewing: asyncio.Task[None] | None = None
         self._pending: dict[str, list[StoredEvent]] = {}
         self._ending: dict[str, str] = {}  # run id -> final status, written with its last events
         self._writing = asyncio.Lock()
@@ -53,22 +87,26 @@ class RedisEventStore(EventStore):
             await self._redis.ping()
         except Exception as exc:
             raise RuntimeError(f"cannot reach the redis event store at {_safe(self._url)}: {exc}") from None
+        await self._renew()
+        self._renewing = asyncio.create_task(self._keep_renewing(), name="rhetor_stream redis lease")
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(self._cancel_channel)
         self._listener = asyncio.create_task(self._listen(pubsub), name="rhetor_stream redis cancel")
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.wait({self._listener})
+        for task in (self._listener, self._renewing):
+            if task is not None:
+                task.cancel()
+                await asyncio.wait({task})
         await self._flush()
+        await self._redis.delete(self._lease_key(self._instance))
         await self._redis.aclose()
 
     async def create(self, record: RunRecord) -> None:
         key = self._run_key(record.run_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping={"tool_name": record.tool_name, "status": record.status,
-                                    "created": record.created})
+                                    "created": record.created, "owner": self._instance})
             pipe.expire(key, RUNNING_TTL)
             await pipe.execute()
 
@@ -91,10 +129,10 @@ class RedisEventStore(EventStore):
         text = {key.decode(): value.decode() for key, value in fields.items()}
         finished = text.get("finished")
         return RunRecord(run_id, text["tool_name"], text["status"], float(text["created"]),
-                         float(finished) if finished else None)
+                         float(finished) if finished else None, text.get("owner", ""))
 
     async def read(self, run_id: str, after: int, *, wait: float) -> list[StoredEvent]:
-        block = {"block": max(1, round(wait * 1000))} if wait > 0 else {}
+        block = {"block": max(1, round(min(wait, self._longest_block) * 1000))} if wait > 0 else {}
         reply = await self._redis.xread({self._events_key(run_id): f"0-{after}"}, count=1000, **block)
         if not reply:
             return []
@@ -107,6 +145,28 @@ class RedisEventStore(EventStore):
 
     async def request_cancel(self, run_id: str) -> None:
         await self._redis.publish(self._cancel_channel, run_id)
+
+    async def reap(self, record: RunRecord, status: str, final: Sequence[tuple[str, bytes]]) -> bool:
+        if record.owner in ("", self._instance):
+            return False  # this process's own runs end through their recorder
+        keys = [self._run_key(record.run_id), self._events_key(record.run_id), self._lease_key(record.owner)]
+        frames = [part for event, data in final for part in (event, data)]
+        reaped = await self._reap(keys=keys, args=[status, time.time(), max(1, round(self._retention)), *frames])
+        if reaped:
+            log.warning("run %s (%s) ended as lost: its server process %s stopped renewing its lease",
+                        record.run_id, record.tool_name, record.owner)
+        return bool(reaped)
+
+    async def _renew(self) -> None:
+        await self._redis.set(self._lease_key(self._instance), "1", px=max(1, round(self._lease * 1000)))
+
+    async def _keep_renewing(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            try:
+                await self._renew()
+            except Exception as exc:  # Redis away for a moment: the next renewal may still make it
+                log.warning("renewing this process's lease in redis failed: %s", exc)
 
     def _schedule_flush(self) -> None:
         if self._flushing is None or self._flushing.done():
@@ -145,6 +205,9 @@ class RedisEventStore(EventStore):
     @property
     def _cancel_channel(self) -> str:
         return f"{self._prefix}:cancel"
+
+    def _lease_key(self, instance: str) -> str:
+        return f"{self._prefix}:instance:{instance}"
 
     def _run_key(self, run_id: str) -> str:
         return f"{self._prefix}:run:{run_id}"

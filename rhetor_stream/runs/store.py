@@ -8,7 +8,7 @@ the same bytes, whichever process produced them.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -35,6 +35,7 @@ class RunRecord:
     status: str
     created: float
     finished: float | None = None
+    owner: str = ""  # in a shared store, the process executing the run (the store fills it in)
 
 
 class EventsExpired(Exception):
@@ -86,3 +87,12 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     async def request_cancel(self, run_id: str) -> None:
         """Ask the process executing `run_id` (this one or another) to cancel it."""
+
+    async def reap(self, record: RunRecord, status: str, final: Sequence[tuple[str, bytes]]) -> bool:
+        """End a run marked running whose process is gone: append `final` events and set `status`
+        at once, unless the run ended or its process showed a sign of life. True if it did.
+
+        Only a shared store can outlive the process that executes a run; in memory, a run and its
+        process end together, so there is never anything to reap.
+        """
+        return False

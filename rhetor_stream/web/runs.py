@@ -49,7 +49,7 @@ async def run_events(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     run_id = request.match_info["run_id"]
     after = _last_event_id(request, run_id)
-    if await state.runs.store.get(run_id) is None:
+    if await state.runs.record(run_id) is None:
         return web.Response(status=204)  # an EventSource stops reconnecting on 204
     return await follow(request, run_id, after, local=state.runs.local(run_id), hold_back=False)
 
@@ -57,7 +57,7 @@ async def run_events(request: web.Request) -> web.StreamResponse:
 async def run_status(request: web.Request) -> web.Response:
     state = request.app[STATE]
     run_id = request.match_info["run_id"]
-    record = await state.runs.store.get(run_id)
+    record = await state.runs.record(run_id)
     if record is None:
         raise ApiError(404, "unknown_run", f"no run {run_id!r} (finished runs are kept for "
                        f"{state.settings.run_retention:g} s)", run_id=run_id)
@@ -69,7 +69,7 @@ async def run_status(request: web.Request) -> web.Response:
 async def cancel_run(request: web.Request) -> web.Response:
     state = request.app[STATE]
     run_id = request.match_info["run_id"]
-    record = await state.runs.store.get(run_id)
+    record = await state.runs.record(run_id)
     if record is None:
         raise ApiError(404, "unknown_run", f"no run {run_id!r}", run_id=run_id)
     if record.status in FINAL_STATUSES:
