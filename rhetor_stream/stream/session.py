@@ -33,8 +33,11 @@ class StreamSession:
     async def close(self) -> None:
         """The stream is over (finished, client gone, or dropped): stop the run and wait for it."""
         self.run.cancel("client_disconnected")
-        await self.run.wait_closed()
-        self._closed.set_result(None)
+        try:
+            await self.run.wait_closed()
+        finally:  # even when a second cancellation cuts the wait short: shutdown waits on this
+            if not self._closed.done():
+                self._closed.set_result(None)
         channel = self.channel
         assert channel is not None
         log.debug("stream %s tool=%s events=%d bytes=%d duration=%.3fs ended=%s", self.run.run_id,

@@ -58,10 +58,13 @@ async def stream_test(request: web.Request) -> web.StreamResponse:
     except (ConnectionError, ClientConnectionResetError):
         pass
     finally:
-        # Also reached when aiohttp cancels the handler (handler_cancellation=True).
-        await session.close()
-        state.supervisor.forget(session)
-        state.activity.active_streams -= 1
+        # Also reached when aiohttp cancels the handler (handler_cancellation=True), and that
+        # cancellation may interrupt the wait: the bookkeeping must not depend on it.
+        try:
+            await session.close()
+        finally:
+            state.supervisor.forget(session)
+            state.activity.active_streams -= 1
     with suppress(ConnectionError, ClientConnectionResetError):
         await response.write_eof()
     return response

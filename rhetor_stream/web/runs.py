@@ -120,13 +120,16 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
     except (ConnectionError, ClientConnectionResetError):
         pass
     finally:
+        # Everything here happens before the only wait: aiohttp cancelling the handler while the
+        # forwarder winds down (a Redis read takes a moment to abort) must not skip the
+        # unsubscribe, or the run would go on for a client that is gone.
         forwarder.cancel()
-        await asyncio.wait({forwarder})
         state.supervisor.forget(session)
         state.activity.active_streams -= 1
         state.runs.unsubscribed(local)
         log.debug("subscriber of run %s from event %d: events=%d bytes=%d duration=%.3fs", run_id, after,
                   channel.events_written, channel.bytes_written, asyncio.get_running_loop().time() - started)
+        await asyncio.wait({forwarder})
     with suppress(ConnectionError, ClientConnectionResetError):
         await response.write_eof()
     return response
