@@ -25,12 +25,21 @@ from typing import Any
 
 from rhetor_stream.runs.store import EventsExpired, EventStore, RunRecord, StoredEvent
 
+try:
+    import redis.asyncio as redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError:
+    raise RuntimeError("the redis event store needs the redis package: "
+                       "pip install 'rhetor-stream[redis]'") from None
+
 log = logging.getLogger("rhetor_stream.runs.redis")
 
 # A run that never finishes (its process died) must not keep its keys forever either.
 RUNNING_TTL = 24 * 3600
 _SOCKET_TIMEOUT = 30.0
 _PENDING_LIMIT = 1024  # appended but unsent events per run before the producer waits
+_RELISTEN_FIRST, _RELISTEN_LAST = 0.5, 5.0  # pauses before listening again after Redis went away
 
 # KEYS: the run's hash, its events, its owner's lease. ARGV: status, finished time, retention (s),
 # then event name and data pairs. Atomic, so a run ends once, whoever notices first.
@@ -51,30 +60,34 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 1
 """
 
+# KEYS: the run's hash. ARGV: the cancel channel, the run id. Flags only a run that exists (a
+# flag on an expired run would leave a hash without expiry), and tells every process at once.
+_CANCEL = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'cancel_requested', 1) end
+return redis.call('PUBLISH', ARGV[1], ARGV[2])
+"""
+
 
 class RedisEventStore(EventStore):
     shared = True
 
     def __init__(self, url: str, *, retention: float, max_events: int, lease: float = 15.0,
                  prefix: str = "rhetor") -> None:
-        try:
-            import redis.asyncio as redis
-        except ImportError:
-            raise RuntimeError("the redis event store needs the redis package: "
-                               "pip install 'rhetor-stream[redis]'") from None
         # redis-py's default socket timeout differs between versions (none, then 5 s); a URL's
         # `?socket_timeout=` still wins. A blocking read must end before it, or it fails as a timeout.
         self._redis: Any = redis.from_url(url, socket_timeout=_SOCKET_TIMEOUT, socket_connect_timeout=5)
         socket_timeout = self._redis.connection_pool.connection_kwargs.get("socket_timeout")
         self._longest_block = socket_timeout / 2 if socket_timeout else _SOCKET_TIMEOUT
         self._reap = self._redis.register_script(_REAP)
+        self._cancel = self._redis.register_script(_CANCEL)
         self._url = url
-        self._retention = retention
+        self._ttl = max(1, round(retention))  # seconds a finished run's keys are kept
         self._max_events = max_events
         self._prefix = prefix
         self._lease = lease
         self._instance = uuid.uuid4().hex[:16]
         self._renewing: asyncio.Task[None] | None = None
+        self._executing: set[str] = set()  # runs this process started and has not ended
         self._pending: dict[str, list[StoredEvent]] = {}
         self._ending: dict[str, str] = {}  # run id -> final status, written with its last events
         self._writing = asyncio.Lock()
@@ -98,8 +111,11 @@ class RedisEventStore(EventStore):
             if task is not None:
                 task.cancel()
                 await asyncio.wait({task})
-        await self._flush()
-        await self._redis.delete(self._lease_key(self._instance))
+        try:
+            await self._flush()
+            await self._redis.delete(self._lease_key(self._instance))
+        except Exception as exc:  # shutting down with Redis gone: say so, without a traceback
+            log.warning("could not write the last run events to redis at shutdown: %s", exc)
         await self._redis.aclose()
 
     async def create(self, record: RunRecord) -> None:
@@ -109,6 +125,7 @@ class RedisEventStore(EventStore):
                                     "created": record.created, "owner": self._instance})
             pipe.expire(key, RUNNING_TTL)
             await pipe.execute()
+        self._executing.add(record.run_id)
 
     def append(self, run_id: str, event: StoredEvent) -> None:
         self._pending.setdefault(run_id, []).append(event)
@@ -119,6 +136,7 @@ class RedisEventStore(EventStore):
             await asyncio.shield(self._flushing)
 
     def end(self, run_id: str, status: str) -> None:
+        self._executing.discard(run_id)
         self._ending[run_id] = status
         self._schedule_flush()
 
@@ -144,14 +162,15 @@ class RedisEventStore(EventStore):
         return events
 
     async def request_cancel(self, run_id: str) -> None:
-        await self._redis.publish(self._cancel_channel, run_id)
+        # The flag outlasts a cut channel (see `_listen`); the message is what makes it instant.
+        await self._cancel(keys=[self._run_key(run_id)], args=[self._cancel_channel, run_id])
 
     async def reap(self, record: RunRecord, status: str, final: Sequence[tuple[str, bytes]]) -> bool:
         if record.owner in ("", self._instance):
             return False  # this process's own runs end through their recorder
         keys = [self._run_key(record.run_id), self._events_key(record.run_id), self._lease_key(record.owner)]
         frames = [part for event, data in final for part in (event, data)]
-        reaped = await self._reap(keys=keys, args=[status, time.time(), max(1, round(self._retention)), *frames])
+        reaped = await self._reap(keys=keys, args=[status, time.time(), self._ttl, *frames])
         if reaped:
             log.warning("run %s (%s) ended as lost: its server process %s stopped renewing its lease",
                         record.run_id, record.tool_name, record.owner)
@@ -190,17 +209,34 @@ class RedisEventStore(EventStore):
                     await pipe.execute()
 
     def _end_in(self, pipe: Any, run_id: str, status: str) -> None:
-        ttl = max(1, round(self._retention))
         pipe.hset(self._run_key(run_id), mapping={"status": status, "finished": time.time()})
-        pipe.expire(self._run_key(run_id), ttl)
-        pipe.expire(self._events_key(run_id), ttl)
+        pipe.expire(self._run_key(run_id), self._ttl)
+        pipe.expire(self._events_key(run_id), self._ttl)
 
     async def _listen(self, pubsub: Any) -> None:
+        """Hear cancellations for as long as the process lives, through Redis restarts too."""
+        pause = _RELISTEN_FIRST
         with contextlib.suppress(asyncio.CancelledError):
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    self._on_cancel(message["data"].decode())
+            while True:
+                try:
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self._on_cancel(message["data"].decode())
+                        elif message.get("type") == "subscribe":  # (re)subscribed: catch up
+                            pause = _RELISTEN_FIRST
+                            await self._cancel_requested_while_away()
+                except (RedisConnectionError, RedisTimeoutError) as exc:
+                    # redis-py reconnects and subscribes again on the next listen.
+                    log.warning("lost the redis cancel channel (%s); listening again in %.1f s", exc, pause)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, _RELISTEN_LAST)
         await pubsub.aclose()
+
+    async def _cancel_requested_while_away(self) -> None:
+        """A message published while the channel was cut is gone; the run's hash still says it."""
+        for run_id in list(self._executing):
+            if await self._redis.hget(self._run_key(run_id), "cancel_requested"):
+                self._on_cancel(run_id)
 
     @property
     def _cancel_channel(self) -> str:
@@ -218,8 +254,11 @@ class RedisEventStore(EventStore):
 
 def _report_failure(flush: asyncio.Task[None]) -> None:
     """Nobody awaits a background flush, so its failure (events lost) must reach the log here."""
-    if not flush.cancelled() and flush.exception() is not None:
-        log.error("writing run events to redis failed; they are lost", exc_info=flush.exception())
+    exc = None if flush.cancelled() else flush.exception()
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+        log.error("writing run events to redis failed, they are lost: %s", exc)
+    elif exc is not None:
+        log.error("writing run events to redis failed, they are lost", exc_info=exc)
 
 
 def _safe(url: str) -> str:
