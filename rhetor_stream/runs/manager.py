@@ -14,7 +14,7 @@ import orjson
 from rhetor_stream.runs.recorder import RunRecorder
 from rhetor_stream.runs.store import RUNNING, EventsExpired, EventStore, RunRecord
 from rhetor_stream.stream.channel import EventChannel
-from rhetor_stream.stream.run import Activity, StreamOptions, ToolRun, new_run_id, timestamp
+from rhetor_stream.stream.run import Activity, StreamOptions, ToolRun, failure, new_run_id
 from rhetor_stream.tools.registry import Tool
 
 log = logging.getLogger("rhetor_stream.runs")
@@ -91,12 +91,9 @@ class RunManager:
         record = await self.store.get(run_id)
         if record is None or record.status != RUNNING or run_id in self._local:
             return record
-        stamp = timestamp()
         lost = f"the server process running {record.tool_name} stopped without ending the run"
-        final = [("error", orjson.dumps({"error": lost, "code": "run_lost", "tool_name": record.tool_name,
-                                         "timestamp": stamp})),
-                 ("disconnect", orjson.dumps({"message": "Stream ended: run lost", "reason": "run_lost",
-                                              "timestamp": stamp}))]
+        final = [(event, orjson.dumps(data))
+                 for event, data in failure(lost, "run_lost", "run_lost", tool_name=record.tool_name)]
         if await self.store.reap(record, "error", final):
             return await self.store.get(run_id)
         return record
@@ -155,10 +152,7 @@ class RunManager:
                 try:
                     events = await self.store.read(run_id, after, wait=poll)
                 except EventsExpired as exc:
-                    channel.finish(("error", {"error": str(exc), "code": "events_expired",
-                                              "timestamp": timestamp()}),
-                                   ("disconnect", {"message": "Stream ended: events expired",
-                                                   "reason": "events_expired", "timestamp": timestamp()}))
+                    channel.finish(*failure(str(exc), "events_expired", "events_expired"))
                     return
                 for event in events:
                     await channel.send(event.event, orjson.Fragment(event.data))

@@ -18,7 +18,7 @@ import attrs
 import orjson
 
 from rhetor_stream.chunking import ChunkMode
-from rhetor_stream.stream.channel import EventSink
+from rhetor_stream.stream.channel import EventSink, Item
 from rhetor_stream.stream.progress import ProgressThrottle
 from rhetor_stream.tools.registry import ArgumentError, Tool, ToolContext, ToolError
 
@@ -149,8 +149,8 @@ class ToolRun:
             self._stop_ticking()
             if automatic:
                 await throttle.report("finalizing", 100, f"{tool.name} finished", final=True)
-            self._end("complete", {"result": result, "execution_time": self.execution_time(),
-                                   "timestamp": timestamp()}, reason="complete")
+            self._end(ending("complete", {"result": result, "execution_time": self.execution_time(),
+                                          "timestamp": timestamp()}, "complete"), reason="complete")
         except asyncio.CancelledError:
             # Final frames even for a client that left: a run's log has other readers, and a
             # channel whose client is gone simply never writes them.
@@ -215,14 +215,27 @@ class ToolRun:
         self._fail(f"{self.tool.name} was stopped: {reason.replace('_', ' ')}", reason, reason=reason)
 
     def _fail(self, message: str, code: str, *, reason: str = "error") -> None:
-        self._end("error", {"error": message, "code": code, "tool_name": self.tool.name,
-                            "timestamp": timestamp()}, reason=reason)
+        self._end(failure(message, code, reason, tool_name=self.tool.name), reason=reason)
 
-    def _end(self, event: str, data: dict[str, Any], *, reason: str) -> None:
+    def _end(self, frames: tuple[Item, Item], *, reason: str) -> None:
         self.end_reason = reason
-        self.sink.finish((event, data), ("disconnect", {
-            "message": _DISCONNECT_MESSAGES.get(reason, f"Stream ended: {reason.replace('_', ' ')}"),
-            "reason": reason, "timestamp": timestamp()}), reason=reason)
+        self.sink.finish(*frames, reason=reason)
+
+
+def ending(event: str, data: dict[str, Any], reason: str) -> tuple[Item, Item]:
+    """The last two frames of every stream: its outcome, then `disconnect` saying why it ended."""
+    return (event, data), ("disconnect", {
+        "message": _DISCONNECT_MESSAGES.get(reason, f"Stream ended: {reason.replace('_', ' ')}"),
+        "reason": reason, "timestamp": timestamp()})
+
+
+def failure(message: str, code: str, reason: str, *, tool_name: str | None = None) -> tuple[Item, Item]:
+    """The last two frames of a stream that failed or was stopped."""
+    data: dict[str, Any] = {"error": message, "code": code}
+    if tool_name is not None:
+        data["tool_name"] = tool_name
+    data["timestamp"] = timestamp()
+    return ending("error", data, reason)
 
 
 async def _nothing() -> None:
