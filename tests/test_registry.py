@@ -5,7 +5,7 @@ from typing import Annotated, Literal, Optional
 
 import pytest
 
-from rhetor_stream.tools import ArgumentError, Bounds, StreamCallback, ToolRegistry, mcp_tool, streaming_tool
+from rhetor_stream.tools import ArgumentError, Bounds, Known, StreamCallback, ToolRegistry, mcp_tool, streaming_tool
 
 tools = ToolRegistry()
 
@@ -81,3 +81,25 @@ def test_duplicate_names_and_bad_declarations_are_refused() -> None:
     with pytest.raises(TypeError, match="no JSON Schema mapping"):
         @mcp_tool(registry=ToolRegistry())
         async def bad(when: complex) -> None: ...
+
+
+@mcp_tool(name="Greet", registry=tools)
+async def greet(who: Annotated[str, Known("person", lambda app: app["people"])],
+                crowd: Annotated[Optional[list[str]], Known("person", lambda app: app["people"])] = None) -> None:
+    """Names checked against what the app knows."""
+
+
+@pytest.mark.parametrize("arguments, argument", [
+    ({"who": "eve"}, "who"),
+    ({"who": "ann", "crowd": ["bob", "eve"]}, "crowd"),
+])
+def test_known_names_are_checked_against_the_app(arguments: dict[str, object], argument: str) -> None:
+    tool = tools.get("Greet")
+    assert tool is not None
+    app = {"people": ["ann", "bob"]}
+    with pytest.raises(ArgumentError) as caught:
+        tool.validate(arguments, app=app)
+    assert caught.value.argument == argument and caught.value.code == "unknown_person"
+    assert "'eve'" in caught.value.message and "ann, bob" in caught.value.message
+    assert tool.validate(arguments) == arguments  # without an app (no server) only types are checked
+    assert tool.validate({"who": "ann", "crowd": None}, app=app) == {"who": "ann", "crowd": None}

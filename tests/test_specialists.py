@@ -85,9 +85,17 @@ async def test_conversation_memory_reaches_the_model(make_client: MakeClient, up
     assert contents[1:] == ["My name is Zoe.", "Noted.", "What is my name?"]
 
 
-async def test_unknown_specialist(client: TestClient) -> None:
-    events = await post_stream(client, "SendMessageToSpecialistStream", {"specialist_id": "nobody", "message": "hi"})
-    assert events[-2].event == "error" and events[-2].json()["code"] == "unknown_specialist"
+@pytest.mark.parametrize("tool, arguments, argument", [
+    ("SendMessageToSpecialistStream", {"specialist_id": "nobody", "message": "hi"}, "specialist_id"),
+    ("SendMessageToSpecialist", {"specialist_id": "nobody", "message": "hi"}, "specialist_id"),
+    ("OrchestrateTeamChatStream", {"topic": "t", "specialists": ["planner", "nobody"]}, "specialists"),
+])
+async def test_unknown_specialist_is_refused_before_the_stream(client: TestClient, tool: str,
+                                                               arguments: dict[str, object], argument: str) -> None:
+    response = await client.post("/api/mcp/v2/stream", json={"tool_name": tool, "arguments": arguments})
+    body = await response.json()
+    assert response.status == 400 and body["code"] == "unknown_specialist" and body["argument"] == argument
+    assert "'nobody'" in body["error"] and "planner" in body["error"]  # names the typo and what exists
 
 
 async def test_upstream_error_becomes_an_error_event(make_client: MakeClient, upstream: Upstream) -> None:

@@ -1,16 +1,26 @@
 """The specialist tools, registered in the default registry when this module is imported."""
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated, Any, Literal, Optional
 
 from rhetor_stream.specialists.answer import answer
 from rhetor_stream.specialists.service import SPECIALISTS, SpecialistService
 from rhetor_stream.specialists.team import TeamChat, participants
-from rhetor_stream.tools.registry import Bounds, StreamCallback, ToolContext, mcp_tool, streaming_tool
+from rhetor_stream.tools.registry import Bounds, Known, StreamCallback, ToolContext, mcp_tool, streaming_tool
 
 MessageType = Literal["chat", "analysis", "coding", "planning", "review"]
 Mode = Literal["round_robin", "parallel"]
 Rounds = Annotated[int, Bounds(ge=1, le=10)]
+
+
+def _roster(app: Any) -> Collection[str]:
+    return app[SPECIALISTS].roster  # type: ignore[no-any-return]
+
+
+_KNOWN_SPECIALIST = Known("specialist", _roster)
+SpecialistId = Annotated[str, _KNOWN_SPECIALIST]
+SpecialistIds = Annotated[Optional[list[str]], _KNOWN_SPECIALIST]
 
 
 def _service(context: ToolContext) -> SpecialistService:
@@ -29,7 +39,7 @@ async def list_specialists(*, _context: ToolContext) -> list[dict[str, Any]]:
 
 @mcp_tool(name="SendMessageToSpecialist", description="Ask one specialist and return the whole answer.",
           tags=("specialists",))
-async def send_message_to_specialist(specialist_id: str, message: str, message_type: MessageType = "chat",
+async def send_message_to_specialist(specialist_id: SpecialistId, message: str, message_type: MessageType = "chat",
                                      conversation_id: Optional[str] = None, *,
                                      _context: ToolContext) -> dict[str, Any]:
     service = _service(_context)
@@ -41,7 +51,8 @@ async def send_message_to_specialist(specialist_id: str, message: str, message_t
           description="Ask one specialist and stream the answer in chunks (stream_options.chunk_size).",
           tags=("specialists", "streaming"))
 @streaming_tool
-async def send_message_to_specialist_stream(specialist_id: str, message: str, message_type: MessageType = "chat",
+async def send_message_to_specialist_stream(specialist_id: SpecialistId, message: str,
+                                            message_type: MessageType = "chat",
                                             conversation_id: Optional[str] = None, *,
                                             _stream_callback: StreamCallback,
                                             _context: ToolContext) -> dict[str, Any]:
@@ -71,7 +82,7 @@ async def send_message_to_specialist_stream(specialist_id: str, message: str, me
 
 @mcp_tool(name="OrchestrateTeamChat", description="Let specialists discuss a topic; return the transcript.",
           tags=("specialists",))
-async def orchestrate_team_chat(topic: str, specialists: Optional[list[str]] = None, rounds: Rounds = 2,
+async def orchestrate_team_chat(topic: str, specialists: SpecialistIds = None, rounds: Rounds = 2,
                                 mode: Mode = "round_robin", *, _context: ToolContext) -> dict[str, Any]:
     service = _service(_context)
     return await TeamChat(service, topic, participants(service, specialists), rounds=rounds, mode=mode,
@@ -82,7 +93,7 @@ async def orchestrate_team_chat(topic: str, specialists: Optional[list[str]] = N
           description="Let specialists discuss a topic, streaming each turn as it is spoken.",
           tags=("specialists", "streaming"))
 @streaming_tool
-async def orchestrate_team_chat_stream(topic: str, specialists: Optional[list[str]] = None, rounds: Rounds = 2,
+async def orchestrate_team_chat_stream(topic: str, specialists: SpecialistIds = None, rounds: Rounds = 2,
                                        mode: Mode = "round_robin", *, _stream_callback: StreamCallback,
                                        _context: ToolContext) -> dict[str, Any]:
     service = _service(_context)

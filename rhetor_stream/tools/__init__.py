@@ -2,6 +2,7 @@
 from rhetor_stream.tools.registry import (
     ArgumentError,
     Bounds,
+    Known,
     StreamCallback,
     Tool,
     ToolContext,
@@ -13,6 +14,6 @@ from rhetor_stream.tools.registry import (
 )
 
 __all__ = [
-    "ArgumentError", "Bounds", "StreamCallback", "Tool", "ToolContext", "ToolError", "ToolRegistry",
+    "ArgumentError", "Bounds", "Known", "StreamCallback", "Tool", "ToolContext", "ToolError", "ToolRegistry",
     "mcp_tool", "registry", "streaming_tool",
 ]

@@ -12,7 +12,7 @@ import functools
 import inspect
 import types
 import typing
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from typing import Any, Literal, Protocol, TypeVar, Union, get_args, get_origin
 
 import attrs
@@ -47,9 +47,9 @@ class ToolError(Exception):
 class ArgumentError(ToolError):
     """The arguments do not fit the tool's schema; names the argument and the problem."""
 
-    def __init__(self, argument: str | None, problem: str) -> None:
+    def __init__(self, argument: str | None, problem: str, *, code: str = "invalid_arguments") -> None:
         prefix = f"argument '{argument}': " if argument else ""
-        super().__init__(prefix + problem, code="invalid_arguments")
+        super().__init__(prefix + problem, code=code)
         self.argument = argument
 
 
@@ -59,6 +59,23 @@ class Bounds:
 
     ge: float | None = None
     le: float | None = None
+
+
+@attrs.frozen
+class Known:
+    """A string (or each string of a list) that must name something the server knows, such as a
+    specialist: checked against `names(app)` before the call starts, so a typo is a 400, not a
+    stream that fails."""
+
+    what: str
+    names: Callable[[Any], Collection[str]] = attrs.field(repr=False)
+
+    def check(self, argument: str, value: Any, app: Any) -> None:
+        known = self.names(app)
+        for name in value if isinstance(value, list) else () if value is None else (value,):
+            if name not in known:
+                raise ArgumentError(argument, f"no {self.what} {name!r}; known: {', '.join(known)}",
+                                    code=f"unknown_{self.what}")
 
 
 @attrs.define
@@ -82,6 +99,7 @@ class _Parameter:
     annotation: Any
     required: bool
     bounds: Bounds | None
+    known: Known | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -105,8 +123,9 @@ class Tool:
         return {"name": self.name, "description": self.description, "tags": list(self.tags),
                 "streaming": self.streaming, "input_schema": self.input_schema}
 
-    def validate(self, arguments: Any) -> dict[str, Any]:
-        """Check arguments against the signature; return them with defaults left to Python."""
+    def validate(self, arguments: Any, *, app: Any = None) -> dict[str, Any]:
+        """Check arguments against the signature (and, given the app, `Known` names); return them
+        with defaults left to Python."""
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, dict):
@@ -120,6 +139,8 @@ class Tool:
                 _check(name, arguments[name], parameter.annotation)
                 if parameter.bounds is not None:
                     _check_bounds(name, arguments[name], parameter.bounds)
+                if parameter.known is not None and app is not None:
+                    parameter.known.check(name, arguments[name], app)
             elif parameter.required:
                 raise ArgumentError(name, f"missing required argument of {self.name}")
         return dict(arguments)
@@ -214,12 +235,13 @@ def build_tool(function: Callable[..., Any], *, name: str | None = None, descrip
             injected.add(parameter.name)
             continue
         annotation = hints.get(parameter.name, Any)
-        bounds = None
+        bounds = known = None
         if get_origin(annotation) is typing.Annotated:
             annotation, *extras = get_args(annotation)
             bounds = next((extra for extra in extras if isinstance(extra, Bounds)), None)
+            known = next((extra for extra in extras if isinstance(extra, Known)), None)
         is_required = parameter.default is parameter.empty
-        parameters[parameter.name] = _Parameter(annotation, is_required, bounds)
+        parameters[parameter.name] = _Parameter(annotation, is_required, bounds, known)
         schema = _schema(annotation)
         if bounds is not None:
             schema.update({key: value for key, value in

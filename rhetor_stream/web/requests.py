@@ -54,7 +54,7 @@ async def read_tool_call(request: web.Request, tools: ToolRegistry) -> ToolCall:
         raise ApiError(404, "unknown_tool", f"no tool named {name!r}; GET /api/mcp/v2/tools lists them",
                        tool_name=name)
     try:
-        arguments = tool.validate(body.get("arguments"))
+        arguments = tool.validate(body.get("arguments"), app=request.app)
         options = StreamOptions.parse(body.get("stream_options"))
     except ArgumentError as exc:
         raise ApiError(400, exc.code, exc.message, argument=exc.argument, tool_name=name) from None
