@@ -71,8 +71,10 @@ class Known:
     names: Callable[[Any], Collection[str]] = attrs.field(repr=False)
 
     def check(self, argument: str, value: Any, app: Any) -> None:
+        if value is None:
+            return
         known = self.names(app)
-        for name in value if isinstance(value, list) else () if value is None else (value,):
+        for name in value if isinstance(value, list) else [value]:
             if name not in known:
                 raise ArgumentError(argument, f"no {self.what} {name!r}; known: {', '.join(known)}",
                                     code=f"unknown_{self.what}")
