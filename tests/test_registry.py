@@ -103,3 +103,21 @@ def test_known_names_are_checked_against_the_app(arguments: dict[str, object], a
     assert "'eve'" in caught.value.message and "ann, bob" in caught.value.message
     assert tool.validate(arguments) == arguments  # without an app (no server) only types are checked
     assert tool.validate({"who": "ann", "crowd": None}, app=app) == {"who": "ann", "crowd": None}
+
+
+@mcp_tool(name="Pick", registry=tools)
+async def pick(choices: Annotated[Optional[list[str]], Bounds(ge=1, le=2)] = None) -> None:
+    """Bounds on a list count its items."""
+
+
+def test_bounds_on_a_list_count_its_items() -> None:
+    tool = tools.get("Pick")
+    assert tool is not None
+    schema = tool.input_schema["properties"]["choices"]
+    assert schema["minItems"] == 1 and schema["maxItems"] == 2 and "minimum" not in schema
+    for arguments, problem in (({"choices": []}, "at least 1"), ({"choices": ["a", "b", "c"]}, "at most 2")):
+        with pytest.raises(ArgumentError) as caught:
+            tool.validate(arguments)
+        assert caught.value.argument == "choices" and problem in caught.value.message
+    assert tool.validate({"choices": ["a"]}) == {"choices": ["a"]}
+    assert tool.validate({"choices": None}) == {"choices": None}

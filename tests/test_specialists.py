@@ -98,6 +98,13 @@ async def test_unknown_specialist_is_refused_before_the_stream(client: TestClien
     assert "'nobody'" in body["error"] and "planner" in body["error"]  # names the typo and what exists
 
 
+async def test_a_team_of_nobody_is_refused_before_the_stream(client: TestClient) -> None:
+    response = await client.post("/api/mcp/v2/stream", json={"tool_name": "OrchestrateTeamChatStream",
+                                                             "arguments": {"topic": "t", "specialists": []}})
+    body = await response.json()
+    assert response.status == 400 and body["argument"] == "specialists" and "at least 1" in body["error"]
+
+
 async def test_upstream_error_becomes_an_error_event(make_client: MakeClient, upstream: Upstream) -> None:
     client = await make_client(provider="openai", openai_base_url=upstream.url, openai_api_key="sk-hidden")
     upstream.status = 401

@@ -20,7 +20,7 @@ def _roster(app: Any) -> Collection[str]:
 
 _KNOWN_SPECIALIST = Known("specialist", _roster)
 SpecialistId = Annotated[str, _KNOWN_SPECIALIST]
-SpecialistIds = Annotated[Optional[list[str]], _KNOWN_SPECIALIST]
+SpecialistIds = Annotated[Optional[list[str]], _KNOWN_SPECIALIST, Bounds(ge=1)]
 
 
 def _service(context: ToolContext) -> SpecialistService:

@@ -55,7 +55,8 @@ class ArgumentError(ToolError):
 
 @attrs.frozen
 class Bounds:
-    """Inclusive numeric bounds for an `Annotated` parameter; they show up in the schema too."""
+    """Inclusive bounds for an `Annotated` parameter: on a number its value, on a list its number
+    of items. They show up in the schema too."""
 
     ge: float | None = None
     le: float | None = None
@@ -246,8 +247,9 @@ def build_tool(function: Callable[..., Any], *, name: str | None = None, descrip
         parameters[parameter.name] = _Parameter(annotation, is_required, bounds, known)
         schema = _schema(annotation)
         if bounds is not None:
-            schema.update({key: value for key, value in
-                           (("minimum", bounds.ge), ("maximum", bounds.le)) if value is not None})
+            low, high = ("minItems", "maxItems") if _takes_list(annotation) else ("minimum", "maximum")
+            schema.update({key: value for key, value in ((low, bounds.ge), (high, bounds.le))
+                           if value is not None})
         if is_required:
             required.append(parameter.name)
         else:
@@ -330,12 +332,25 @@ def _check(name: str, value: Any, annotation: Any) -> None:
 
 
 def _check_bounds(name: str, value: Any, bounds: Bounds) -> None:
+    if isinstance(value, list):
+        if bounds.ge is not None and len(value) < bounds.ge:
+            raise ArgumentError(name, f"needs at least {bounds.ge:g} item(s), got {len(value)}")
+        if bounds.le is not None and len(value) > bounds.le:
+            raise ArgumentError(name, f"takes at most {bounds.le:g} item(s), got {len(value)}")
+        return
     if not isinstance(value, (int, float)):
         return
     if bounds.ge is not None and value < bounds.ge:
         raise ArgumentError(name, f"must be at least {bounds.ge:g}, got {value!r}")
     if bounds.le is not None and value > bounds.le:
         raise ArgumentError(name, f"must be at most {bounds.le:g}, got {value!r}")
+
+
+def _takes_list(annotation: Any) -> bool:
+    """A list, or an Optional/Union with a list in it: Bounds then count its items."""
+    if annotation is list or get_origin(annotation) is list:
+        return True
+    return get_origin(annotation) in (Union, types.UnionType) and any(map(_takes_list, get_args(annotation)))
 
 
 def _describe_type(annotation: Any) -> str:
