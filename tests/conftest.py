@@ -118,23 +118,28 @@ def stop_server(process: subprocess.Popen[str]) -> None:
         process.wait()
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A real redis-server of the test session's own, on a free port, persisting nothing."""
+def start_redis(port: int) -> subprocess.Popen[bytes]:
+    """A real redis-server on `port`, persisting nothing, once it accepts connections."""
     binary = require_binary("redis-server", "the Redis event store tests need a real Redis")
-    port = free_port()
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                 "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 10
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
+            return process
         except OSError:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
                 pytest.fail(f"redis-server did not start on port {port}")
             time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server of the test session's own, on a free port."""
+    port = free_port()
+    process = start_redis(port)
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(timeout=10)

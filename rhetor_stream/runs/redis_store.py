@@ -20,10 +20,11 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, ParamSpec, TypeVar
 
-from rhetor_stream.runs.store import EventsExpired, EventStore, RunRecord, StoredEvent
+from rhetor_stream.runs.store import EventsExpired, EventStore, RunRecord, StoredEvent, StoreUnavailable
 
 try:
     import redis.asyncio as redis
@@ -38,6 +39,7 @@ log = logging.getLogger("rhetor_stream.runs.redis")
 # A run that never finishes (its process died) must not keep its keys forever either.
 RUNNING_TTL = 24 * 3600
 _SOCKET_TIMEOUT = 30.0
+_HEALTH_TIMEOUT = 1.0  # a health check answers fast, whatever Redis does
 _PENDING_LIMIT = 1024  # appended but unsent events per run before the producer waits
 _RELISTEN_FIRST, _RELISTEN_LAST = 0.5, 5.0  # pauses before listening again after Redis went away
 
@@ -68,8 +70,26 @@ return redis.call('PUBLISH', ARGV[1], ARGV[2])
 """
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _reachable(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Redis being away is a StoreUnavailable (HTTP 503 before a stream), not an internal error."""
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            store = args[0]
+            assert isinstance(store, RedisEventStore)
+            raise StoreUnavailable(f"cannot reach the redis event store at {_safe(store._url)}: {exc}") from None
+    return call
+
+
 class RedisEventStore(EventStore):
     shared = True
+    kind = "redis"
 
     def __init__(self, url: str, *, retention: float, max_events: int, lease: float = 15.0,
                  prefix: str = "rhetor") -> None:
@@ -118,6 +138,7 @@ class RedisEventStore(EventStore):
             log.warning("could not write the last run events to redis at shutdown: %s", exc)
         await self._redis.aclose()
 
+    @_reachable
     async def create(self, record: RunRecord) -> None:
         key = self._run_key(record.run_id)
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -140,6 +161,7 @@ class RedisEventStore(EventStore):
         self._ending[run_id] = status
         self._schedule_flush()
 
+    @_reachable
     async def get(self, run_id: str) -> RunRecord | None:
         fields = await self._redis.hgetall(self._run_key(run_id))
         if not fields:
@@ -149,6 +171,7 @@ class RedisEventStore(EventStore):
         return RunRecord(run_id, text["tool_name"], text["status"], float(text["created"]),
                          float(finished) if finished else None, text.get("owner", ""))
 
+    @_reachable
     async def read(self, run_id: str, after: int, *, wait: float) -> list[StoredEvent]:
         block = {"block": max(1, round(min(wait, self._longest_block) * 1000))} if wait > 0 else {}
         reply = await self._redis.xread({self._events_key(run_id): f"0-{after}"}, count=1000, **block)
@@ -161,10 +184,12 @@ class RedisEventStore(EventStore):
             raise EventsExpired(run_id, events[0].seq)
         return events
 
+    @_reachable
     async def request_cancel(self, run_id: str) -> None:
         # The flag outlasts a cut channel (see `_listen`); the message is what makes it instant.
         await self._cancel(keys=[self._run_key(run_id)], args=[self._cancel_channel, run_id])
 
+    @_reachable
     async def reap(self, record: RunRecord, status: str, final: Sequence[tuple[str, bytes]]) -> bool:
         if record.owner in ("", self._instance):
             return False  # this process's own runs end through their recorder
@@ -175,6 +200,13 @@ class RedisEventStore(EventStore):
             log.warning("run %s (%s) ended as lost: its server process %s stopped renewing its lease",
                         record.run_id, record.tool_name, record.owner)
         return bool(reaped)
+
+    async def problem(self) -> str | None:
+        try:
+            await asyncio.wait_for(self._redis.ping(), _HEALTH_TIMEOUT)
+        except (RedisConnectionError, RedisTimeoutError, asyncio.TimeoutError) as exc:
+            return f"cannot reach the redis event store at {_safe(self._url)}: {exc or type(exc).__name__}"
+        return None
 
     async def _renew(self) -> None:
         await self._redis.set(self._lease_key(self._instance), "1", px=max(1, round(self._lease * 1000)))

@@ -38,6 +38,10 @@ class RunRecord:
     owner: str = ""  # in a shared store, the process executing the run (the store fills it in)
 
 
+class StoreUnavailable(Exception):
+    """The event store cannot be reached right now; the message says where and why."""
+
+
 class EventsExpired(Exception):
     """The events a subscriber asked for were dropped by the store's size bound."""
 
@@ -51,6 +55,8 @@ class EventStore(abc.ABC):
 
     #: True when every server process sees the same runs (what `--workers` needs).
     shared: bool = False
+    #: What `/health` calls it.
+    kind: str = "memory"
 
     async def start(self, on_cancel: Callable[[str], object]) -> None:
         """Begin serving; `on_cancel(run_id)` is called when any process asks to cancel a run."""
@@ -58,6 +64,10 @@ class EventStore(abc.ABC):
 
     async def close(self) -> None:
         """Release connections; events of finished runs stay until their retention ends."""
+
+    async def problem(self) -> str | None:
+        """Why the store cannot serve runs right now, or None when it can (for `/health`)."""
+        return None
 
     @abc.abstractmethod
     async def create(self, record: RunRecord) -> None: ...

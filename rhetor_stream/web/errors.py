@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from rhetor_stream.runs.store import StoreUnavailable
+
 log = logging.getLogger("rhetor_stream.web")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -56,6 +58,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         elif exc.status == 405:
             message = f"{request.method} is not allowed on {request.path}"
         return error_response(exc.status, code, message)
+    except StoreUnavailable as exc:
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        return error_response(503, "event_store_unavailable", f"{exc}; try again shortly")
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal server error (see the server log)")

@@ -114,10 +114,17 @@ async def list_tools(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    activity = request.app[STATE].activity
-    return json_response({"status": "ok", "active_streams": activity.active_streams,
-                          "active_tools": activity.active_tools, "version": __version__,
-                          "pid": os.getpid()})
+    """503 while the event store is unreachable: every tool call needs it, so a load balancer
+    should send requests elsewhere."""
+    state = request.app[STATE]
+    activity = state.activity
+    problem = await state.runs.store.problem()
+    body = {"status": "ok" if problem is None else "degraded", "active_streams": activity.active_streams,
+            "active_tools": activity.active_tools, "event_store": state.runs.store.kind,
+            "version": __version__, "pid": os.getpid()}
+    if problem is not None:
+        body["problem"] = problem
+    return json_response(body, status=200 if problem is None else 503)
 
 
 async def page(request: web.Request) -> web.FileResponse:

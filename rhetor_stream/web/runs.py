@@ -11,7 +11,7 @@ from aiohttp import ClientConnectionResetError, web
 
 from rhetor_stream.runs import id_prefix
 from rhetor_stream.runs.manager import LocalRun
-from rhetor_stream.runs.store import FINAL_STATUSES
+from rhetor_stream.runs.store import FINAL_STATUSES, StoreUnavailable
 from rhetor_stream.stream.channel import EventChannel
 from rhetor_stream.web.errors import ApiError, json_response
 from rhetor_stream.web.requests import read_tool_call
@@ -138,8 +138,11 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
 def _finish_channel(channel: EventChannel) -> Callable[[asyncio.Task[None]], None]:
     """However the forwarder ends (a store error included), the client's stream must end too."""
     def done(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("reading a run's events failed", exc_info=task.exception())
+        exc = None if task.cancelled() else task.exception()
+        if isinstance(exc, StoreUnavailable):  # the client's EventSource reconnects and may resume
+            log.warning("a run's events stopped: %s", exc)
+        elif exc is not None:
+            log.error("reading a run's events failed", exc_info=exc)
         channel.finish()
     return done
 
