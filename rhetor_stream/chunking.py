@@ -7,7 +7,7 @@ the input was split into deltas (a property the tests check), and `flush` hands 
 
 Sentence rules: `.`, `!`, `?`, `…` (with any closing quotes or brackets) followed by whitespace end a
 sentence unless the next word starts in lowercase ("e.g. apples", "wait... what") or the dot ends a
-known abbreviation or an initial ("Dr. Smith", "J. R. R. Tolkien", "No. 5"). CJK terminators end a
+known abbreviation or an initial ("Dr. Smith", "J. R. R. Tolkien", "No. 5", "Jan. 3"). CJK terminators end a
 sentence without needing a space. A blank line ends any chunk. The whitespace after a boundary
 belongs to the chunk that ends, so chunks always join back to the exact input.
 """
@@ -30,6 +30,9 @@ _CJK_TERMINATORS = frozenset("。！？")
 # Words whose trailing dot is almost never a sentence end when a capitalised word follows.
 _ABBREVIATIONS = frozenset({"dr", "mr", "mrs", "ms", "prof", "st", "vs", "e.g", "i.e", "cf", "fig",
                             "approx", "mt", "sr", "jr", "gen", "sgt", "capt", "lt", "col", "rev"})
+# Abbreviations only when a number follows ("No. 5", "Jan. 3", "vol. 2"): "in Jan. Then" still ends.
+_BEFORE_NUMBERS = frozenset({"no", "vol", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept",
+                             "oct", "nov", "dec"})
 
 
 class ChunkMode(str, enum.Enum):
@@ -113,7 +116,7 @@ class Chunker:
             word = word.lstrip("(\"'“‘[").lower()
             if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
                 return False
-            if word == "no" and following.isdigit():
+            if word in _BEFORE_NUMBERS and following.isdigit():
                 return False
         return True
 

@@ -21,6 +21,8 @@ from rhetor_stream.chunking import Chunker, ChunkMode, chunk_text
     ("Heading\n\nBody text without a stop", ["Heading\n\n", "Body text without a stop"]),
     ("One.\r\n\r\nTwo.", ["One.\r\n\r\n", "Two."]),
     ("Ends with space. ", ["Ends with space. "]),
+    ("We met on Jan. 3. Then vol. 2 came. Back in Jan. Maybe.",
+     ["We met on Jan. 3. ", "Then vol. 2 came. ", "Back in Jan. ", "Maybe."]),
 ])
 def test_sentences(text: str, expected: list[str]) -> None:
     assert chunk_text(text, "sentence") == expected
