@@ -7,9 +7,9 @@ the input was split into deltas (a property the tests check), and `flush` hands 
 
 Sentence rules: `.`, `!`, `?`, `…` (with any closing quotes or brackets) followed by whitespace end a
 sentence unless the next word starts in lowercase ("e.g. apples", "wait... what") or the dot ends a
-known abbreviation or an initial ("Dr. Smith", "J. R. R. Tolkien", "No. 5", "Jan. 3"). CJK terminators end a
-sentence without needing a space. A blank line ends any chunk. The whitespace after a boundary
-belongs to the chunk that ends, so chunks always join back to the exact input.
+known abbreviation or an initial ("Dr. Smith", "J. R. R. Tolkien", "No. 5", "Jan. 3"). CJK
+terminators end a sentence without needing a space. A blank line ends any chunk. The whitespace
+after a boundary belongs to the chunk that ends, so chunks always join back to the exact input.
 """
 from __future__ import annotations
 
