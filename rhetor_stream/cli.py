@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue
 import signal
@@ -18,6 +19,11 @@ from aiohttp import web
 
 from rhetor_stream.settings import Settings, SettingsError
 from rhetor_stream.web.app import create_app
+
+# A worker that dies within _STEADY_AFTER seconds of its start, _QUICK_DEATHS times in a row, is not
+# going to come up (bad port, unreachable store): stop instead of restarting it for ever.
+_STEADY_AFTER = 10.0
+_QUICK_DEATHS = 3
 
 log = logging.getLogger("rhetor_stream")
 
@@ -88,7 +94,8 @@ def run_workers(settings: Settings) -> None:
 
     With `--port 0` the parent picks the port by binding it (SO_REUSEPORT, never listening), so every
     worker can bind the same one. SIGINT/SIGTERM are passed on to the workers, which shut down
-    cleanly on their own.
+    cleanly on their own. A worker that dies otherwise (killed, out of memory) is replaced, and the
+    runs it left are ended as lost by the others; a worker that keeps dying at start stops it all.
     """
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     holder = socket.socket(family, socket.SOCK_STREAM)
@@ -98,24 +105,52 @@ def run_workers(settings: Settings) -> None:
     settings = attrs.evolve(settings, port=port)
     context = multiprocessing.get_context("spawn")
     ready = context.Queue()
-    workers = [context.Process(target=_run, args=(settings, ready), name=f"rhetor_stream worker {index}")
-               for index in range(settings.workers)]
-    for worker in workers:
+
+    def start_worker(index: int) -> multiprocessing.process.BaseProcess:
+        worker = context.Process(target=_run, args=(settings, ready), name=f"rhetor_stream worker {index}")
         worker.start()
-    if _all_listening(ready, workers):
-        _announce(settings.host, port, settings.workers)
+        return worker
+
+    workers = [start_worker(index) for index in range(settings.workers)]
+    stopping = False
 
     def forward(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         for worker in workers:
             if worker.is_alive() and worker.pid is not None:
                 os.kill(worker.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    if _all_listening(ready, workers):
+        _announce(settings.host, port, settings.workers)
+    else:  # a worker could not start (it said why): the others stop too
+        forward(signal.SIGTERM, None)
+    started = {worker.pid: time.monotonic() for worker in workers}
+    quick_deaths = 0
+    while not stopping:
+        multiprocessing.connection.wait([worker.sentinel for worker in workers])
+        for index, worker in enumerate(workers):
+            if stopping or worker.is_alive():
+                continue
+            lived = time.monotonic() - started.pop(worker.pid, 0.0)
+            quick_deaths = quick_deaths + 1 if lived < _STEADY_AFTER else 0
+            if quick_deaths >= _QUICK_DEATHS:
+                print(f"rhetor_stream: error: workers keep exiting at start (last exit code "
+                      f"{worker.exitcode}); stopping", file=sys.stderr)
+                forward(signal.SIGTERM, None)
+                break
+            print(f"rhetor_stream: worker {worker.pid} exited with code {worker.exitcode}; starting a "
+                  "replacement", file=sys.stderr, flush=True)
+            workers[index] = start_worker(index)
+            started[workers[index].pid] = time.monotonic()
+            if stopping:  # a signal came while it started: it missed the SIGTERM
+                forward(signal.SIGTERM, None)
     for worker in workers:
         worker.join()
     holder.close()
-    if any(worker.exitcode for worker in workers):
+    if quick_deaths >= _QUICK_DEATHS or any(worker.exitcode for worker in workers):
         raise SystemExit(1)
 
 

@@ -3,6 +3,8 @@ processes, and `--workers N` on one port."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -12,7 +14,7 @@ import aiohttp
 import pytest
 
 from rhetor_stream.sse.parser import ServerSentEvent, SSEParser
-from tests.conftest import ROOT, spawn_server, stop_server
+from tests.conftest import ROOT, free_port, spawn_server, stop_server
 
 TEXT = " ".join(f"Point {n} matters here." for n in range(1, 16))
 
@@ -122,16 +124,38 @@ async def _until_active_tools(http: aiohttp.ClientSession, base: str, count: int
     raise AssertionError(f"{base} never showed active_tools={count}")
 
 
+async def _worker_pids(base: str, tries: int = 40) -> set[int]:
+    pids = set()
+    for _ in range(tries):  # new connections are spread over the workers by the kernel
+        async with aiohttp.ClientSession() as fresh, fresh.get(f"{base}/health") as response:
+            pids.add((await response.json())["pid"])
+    return pids
+
+
 async def test_workers_share_one_port(start_server: StartServer, redis_url: str,
                                       http: aiohttp.ClientSession) -> None:
     base = start_server("--event-store", redis_url, "--workers", "2")
-    pids = set()
-    for _ in range(40):  # new connections are spread over the workers by the kernel
-        async with aiohttp.ClientSession() as fresh, fresh.get(f"{base}/health") as response:
-            pids.add((await response.json())["pid"])
-    assert len(pids) == 2
+    assert len(await _worker_pids(base)) == 2
     async with http.get(f"{base}/api/mcp/v2/stream/test?count=1&interval_ms=0") as response:
         assert [event.event for event in await _events(response)][-1] == "disconnect"
+
+
+async def test_a_killed_worker_is_replaced(start_server: StartServer, redis_url: str) -> None:
+    base = start_server("--event-store", redis_url, "--workers", "2")
+    first = await _worker_pids(base)
+    assert len(first) == 2
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    seen: set[int] = set()
+    for _ in range(100):
+        try:
+            seen |= await _worker_pids(base, tries=10)
+        except aiohttp.ClientError:
+            pass  # a connection the dying worker had accepted
+        if len(seen - first) == 1 and len(seen & first) == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert victim not in await _worker_pids(base) and len(seen - first) == 1, seen
 
 
 def test_workers_refuse_the_memory_store() -> None:
@@ -139,3 +163,11 @@ def test_workers_refuse_the_memory_store() -> None:
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "--event-store redis://" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_workers_that_cannot_start_stop_the_server() -> None:
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    result = subprocess.run([sys.executable, "-m", "rhetor_stream", "--port", "0", "--workers", "2",
+                             "--event-store", unreachable], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "cannot reach the redis event store" in result.stderr
+    assert "replacement" not in result.stderr and "Traceback" not in result.stderr
