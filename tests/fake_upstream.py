@@ -20,6 +20,7 @@ class Upstream:
     """What the fake answers next, and what it saw."""
 
     status: int = 200
+    error_headers: dict[str, str] = attrs.Factory(dict)  # sent with a non-200 status
     content_type: str = "text/event-stream"
     chunks: list[bytes] = attrs.Factory(list)
     delay: float = 0.0  # between chunks
@@ -42,7 +43,8 @@ class Upstream:
         self.requests.append(await request.json())
         self.headers.append(dict(request.headers))
         if self.status != 200:
-            return web.Response(status=self.status, body=b"".join(self.chunks), content_type="application/json")
+            return web.Response(status=self.status, body=b"".join(self.chunks), content_type="application/json",
+                                headers=self.error_headers)
         response = web.StreamResponse(headers={"Content-Type": self.content_type})
         await response.prepare(request)
         try:

@@ -161,11 +161,13 @@ class HTTPProvider(Provider):
         if response.status != 200:
             detail = _error_detail(await _safe_text(response))
             response.close()
-            raise self._status_error(response.status, detail, request)
+            raise self._status_error(response.status, detail, request, _retry_after(response))
         return response
 
-    def _status_error(self, status: int, detail: str, request: ChatRequest) -> UpstreamError:
+    def _status_error(self, status: int, detail: str, request: ChatRequest,
+                      retry_after: int | None) -> UpstreamError:
         suffix = f": {detail}" if detail else ""
+        when = f"try again in {retry_after} s" if retry_after is not None else "try again shortly"
         if status in (401, 403):
             return UpstreamError(f"{self.name} refused the credentials (HTTP {status}); {self.key_hint()}"
                                  f"{suffix}", code="upstream_auth")
@@ -173,11 +175,19 @@ class HTTPProvider(Provider):
             return UpstreamError(f"{self.name} does not know model {request.model!r} or the URL "
                                  f"{self.base_url + self.endpoint()} (HTTP 404){suffix}", code="upstream_not_found")
         if status == 429:
-            return UpstreamError(f"{self.name} is rate limiting requests (HTTP 429); try again shortly"
-                                 f"{suffix}", code="upstream_rate_limited")
+            return UpstreamError(f"{self.name} is rate limiting requests (HTTP 429); {when}{suffix}",
+                                 code="upstream_rate_limited")
         if status >= 500:
-            return UpstreamError(f"{self.name} is unavailable (HTTP {status}){suffix}", code="upstream_unavailable")
+            later = f"; {when}" if retry_after is not None else ""
+            return UpstreamError(f"{self.name} is unavailable (HTTP {status}){later}{suffix}",
+                                 code="upstream_unavailable")
         return UpstreamError(f"{self.name} rejected the request (HTTP {status}){suffix}", code="upstream_protocol")
+
+
+def _retry_after(response: aiohttp.ClientResponse) -> int | None:
+    """Seconds from a `Retry-After: <seconds>` header (the HTTP-date form is rare from LLM APIs)."""
+    value = response.headers.get("Retry-After", "").strip()
+    return int(value) if value.isdigit() else None
 
 
 async def _safe_text(response: aiohttp.ClientResponse) -> str:

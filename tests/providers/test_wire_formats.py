@@ -121,6 +121,18 @@ async def test_http_errors_map_to_stable_codes(upstream: Upstream, session: aioh
     assert SECRET not in caught.value.message
 
 
+@pytest.mark.parametrize("status, retry_after, mentions", [
+    (429, "20", "try again in 20 s"), (429, "", "try again shortly"), (503, "7", "try again in 7 s"),
+])
+async def test_retry_after_is_passed_on(upstream: Upstream, session: aiohttp.ClientSession, status: int,
+                                        retry_after: str, mentions: str) -> None:
+    upstream.status = status
+    upstream.error_headers = {"Retry-After": retry_after} if retry_after else {}
+    with pytest.raises(UpstreamError) as caught:
+        await collect(anthropic(session, upstream.url))
+    assert mentions in caught.value.message
+
+
 @pytest.mark.parametrize("make, raw, code", [
     (openai, b'data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: {"error":{"message":"boom"}}\n\n',
      "upstream_unavailable"),
