@@ -93,75 +93,88 @@ def run_workers(settings: Settings) -> None:
     """`--workers N`: N processes accept on one port (SO_REUSEPORT); the kernel spreads connections.
 
     With `--port 0` the parent picks the port by binding it (SO_REUSEPORT, never listening), so every
-    worker can bind the same one. SIGINT/SIGTERM are passed on to the workers, which shut down
-    cleanly on their own. A worker that dies otherwise (killed, out of memory) is replaced, and the
-    runs it left are ended as lost by the others; a worker that keeps dying at start stops it all.
+    worker can bind the same one.
     """
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     holder = socket.socket(family, socket.SOCK_STREAM)
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     holder.bind((settings.host, settings.port))
     port = holder.getsockname()[1]
-    settings = attrs.evolve(settings, port=port)
-    context = multiprocessing.get_context("spawn")
-    ready = context.Queue()
-
-    def start_worker(index: int) -> multiprocessing.process.BaseProcess:
-        worker = context.Process(target=_run, args=(settings, ready), name=f"rhetor_stream worker {index}")
-        worker.start()
-        return worker
-
-    workers = [start_worker(index) for index in range(settings.workers)]
-    stopping = False
-
-    def forward(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for worker in workers:
-            if worker.is_alive() and worker.pid is not None:
-                os.kill(worker.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
-    if _all_listening(ready, workers):
+    pool = WorkerPool(attrs.evolve(settings, port=port))
+    signal.signal(signal.SIGINT, pool.stop)
+    signal.signal(signal.SIGTERM, pool.stop)
+    if pool.all_listening():
         _announce(settings.host, port, settings.workers)
     else:  # a worker could not start (it said why): the others stop too
-        forward(signal.SIGTERM, None)
-    started = {worker.pid: time.monotonic() for worker in workers}
-    quick_deaths = 0
-    while not stopping:
-        multiprocessing.connection.wait([worker.sentinel for worker in workers])
-        for index, worker in enumerate(workers):
-            if stopping or worker.is_alive():
-                continue
-            lived = time.monotonic() - started.pop(worker.pid, 0.0)
-            quick_deaths = quick_deaths + 1 if lived < _STEADY_AFTER else 0
-            if quick_deaths >= _QUICK_DEATHS:
-                print(f"rhetor_stream: error: workers keep exiting at start (last exit code "
-                      f"{worker.exitcode}); stopping", file=sys.stderr)
-                forward(signal.SIGTERM, None)
-                break
-            print(f"rhetor_stream: worker {worker.pid} exited with code {worker.exitcode}; starting a "
-                  "replacement", file=sys.stderr, flush=True)
-            workers[index] = start_worker(index)
-            started[workers[index].pid] = time.monotonic()
-            if stopping:  # a signal came while it started: it missed the SIGTERM
-                forward(signal.SIGTERM, None)
-    for worker in workers:
-        worker.join()
+        pool.stop()
+    healthy = pool.supervise()
     holder.close()
-    if quick_deaths >= _QUICK_DEATHS or any(worker.exitcode for worker in workers):
+    if not healthy:
         raise SystemExit(1)
 
 
-def _all_listening(ready: Any, workers: Sequence[multiprocessing.process.BaseProcess]) -> bool:
-    """Wait until every worker accepts connections (or one of them failed to start)."""
-    waiting = len(workers)
-    deadline = time.monotonic() + 60
-    while waiting and time.monotonic() < deadline and all(worker.is_alive() for worker in workers):
-        try:
-            ready.get(timeout=0.1)
-            waiting -= 1
-        except queue.Empty:
-            pass
-    return waiting == 0
+class WorkerPool:
+    """The processes of `--workers N`. SIGINT/SIGTERM are passed on to them, and they shut down
+    cleanly on their own. One that dies otherwise (killed, out of memory) is replaced, and the runs
+    it left are ended as lost by the others; workers that keep dying right after start stop it all.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._context = multiprocessing.get_context("spawn")
+        self._ready = self._context.Queue()
+        self._stopping = False
+        self._quick_deaths = 0
+        self._started: dict[int | None, float] = {}
+        self.workers = [self._start(index) for index in range(settings.workers)]
+
+    def all_listening(self) -> bool:
+        """Wait until every worker accepts connections (or one of them failed to start)."""
+        waiting = len(self.workers)
+        deadline = time.monotonic() + 60
+        while waiting and time.monotonic() < deadline and all(worker.is_alive() for worker in self.workers):
+            try:
+                self._ready.get(timeout=0.1)
+                waiting -= 1
+            except queue.Empty:
+                pass
+        return waiting == 0
+
+    def stop(self, *signal_args: object) -> None:
+        """Shut every worker down (a signal handler too)."""
+        self._stopping = True
+        for worker in self.workers:
+            if worker.is_alive() and worker.pid is not None:
+                os.kill(worker.pid, signal.SIGTERM)
+
+    def supervise(self) -> bool:
+        """Replace workers that die until the pool is stopped; False when something went wrong."""
+        while not self._stopping:
+            multiprocessing.connection.wait([worker.sentinel for worker in self.workers])
+            for index, worker in enumerate(self.workers):
+                if not self._stopping and not worker.is_alive():
+                    self._replace(index, worker)
+        for worker in self.workers:
+            worker.join()
+        return self._quick_deaths < _QUICK_DEATHS and not any(worker.exitcode for worker in self.workers)
+
+    def _replace(self, index: int, dead: multiprocessing.process.BaseProcess) -> None:
+        lived = time.monotonic() - self._started.pop(dead.pid, 0.0)
+        self._quick_deaths = self._quick_deaths + 1 if lived < _STEADY_AFTER else 0
+        if self._quick_deaths >= _QUICK_DEATHS:
+            print(f"rhetor_stream: error: workers keep exiting at start (last exit code {dead.exitcode}); "
+                  "stopping", file=sys.stderr)
+            self.stop()
+            return
+        print(f"rhetor_stream: worker {dead.pid} exited with code {dead.exitcode}; starting a replacement",
+              file=sys.stderr, flush=True)
+        self.workers[index] = self._start(index)
+        if self._stopping:  # a signal came while it started: it missed the SIGTERM
+            self.stop()
+
+    def _start(self, index: int) -> multiprocessing.process.BaseProcess:
+        worker = self._context.Process(target=_run, args=(self._settings, self._ready),
+                                       name=f"rhetor_stream worker {index}")
+        worker.start()
+        self._started[worker.pid] = time.monotonic()
+        return worker
