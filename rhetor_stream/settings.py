@@ -101,6 +101,9 @@ class Settings:
                                    validator=_positive)
     run_max_bytes: int = _setting(16 * 1024 * 1024, "bytes of event data kept per run in memory",
                                   validator=_positive)
+    run_store_max_bytes: int = _setting(256 * 1024 * 1024, "bytes of event data the memory store keeps "
+                                        "in all; beyond it the oldest finished runs are forgotten early",
+                                        validator=_positive)
     run_owner_lease: float = _setting(15.0, "seconds a process may stop renewing its lease in the shared "
                                       "store before others end its running runs as lost",
                                       validator=_positive)

@@ -11,7 +11,7 @@ def open_store(settings: Settings) -> EventStore:
     """The event store `--event-store` names: `memory` or a `redis://` URL."""
     if settings.event_store == "memory":
         return MemoryEventStore(retention=settings.run_retention, max_events=settings.run_max_events,
-                                max_bytes=settings.run_max_bytes)
+                                max_bytes=settings.run_max_bytes, max_total_bytes=settings.run_store_max_bytes)
     from rhetor_stream.runs.redis_store import RedisEventStore
     return RedisEventStore(settings.event_store, retention=settings.run_retention,
                            max_events=settings.run_max_events, lease=settings.run_owner_lease)

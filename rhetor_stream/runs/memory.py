@@ -1,8 +1,16 @@
-"""The embedded event store: one process, bounded per run, forgotten after the retention time."""
+"""The embedded event store: one process, bounded per run and in all, forgotten after the retention.
+
+Finished runs wait for their expiry in a queue ordered by it (the retention is one constant), so
+forgetting them costs nothing per request however many are kept; when the events of all runs
+together pass the total budget, the oldest finished runs are forgotten early. Running runs are only
+bounded by their own limits: dropping one would break its live subscribers.
+"""
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
+
 import attrs
 
 from rhetor_stream.runs.store import EventsExpired, EventStore, RunRecord, StoredEvent
@@ -19,11 +27,19 @@ class _Log:
 
 
 class MemoryEventStore(EventStore):
-    def __init__(self, *, retention: float, max_events: int, max_bytes: int) -> None:
+    def __init__(self, *, retention: float, max_events: int, max_bytes: int,
+                 max_total_bytes: int | None = None) -> None:
         self._retention = retention
         self._max_events = max_events
         self._max_bytes = max_bytes
+        self._max_total_bytes = max_total_bytes
         self._logs: dict[str, _Log] = {}
+        self._finished: collections.deque[tuple[float, str]] = collections.deque()  # (expires, run id)
+        self._total = 0  # bytes of event data of every log
+
+    @property
+    def total_bytes(self) -> int:
+        return self._total
 
     async def create(self, record: RunRecord) -> None:
         self._purge()
@@ -33,10 +49,13 @@ class MemoryEventStore(EventStore):
         log = self._logs[run_id]
         log.events.append(event)
         log.size += len(event.data)
+        self._total += len(event.data)
         # The bound drops the oldest events; a subscriber that far behind is told so (EventsExpired).
         while (len(log.events) - log.dropped > self._max_events
                or (log.size > self._max_bytes and len(log.events) - log.dropped > 1)):
-            log.size -= len(log.events[log.dropped].data)
+            size = len(log.events[log.dropped].data)
+            log.size -= size
+            self._total -= size
             log.dropped += 1
         if log.dropped > len(log.events) // 2:
             del log.events[:log.dropped]
@@ -50,6 +69,8 @@ class MemoryEventStore(EventStore):
         if log is not None:
             log.record = attrs.evolve(log.record, status=status, finished=time.time())
             log.expires = time.monotonic() + self._retention
+            self._finished.append((log.expires, run_id))
+        self._purge()
 
     async def get(self, run_id: str) -> RunRecord | None:
         log = self._live(run_id)
@@ -82,13 +103,15 @@ class MemoryEventStore(EventStore):
         return log.events[log.dropped + max(after - first + 1, 0):]
 
     def _live(self, run_id: str) -> _Log | None:
-        log = self._logs.get(run_id)
-        if log is not None and log.expires is not None and log.expires <= time.monotonic():
-            del self._logs[run_id]
-            return None
-        return log
+        self._purge()
+        return self._logs.get(run_id)
 
     def _purge(self) -> None:
+        """Forget finished runs past their retention, and the oldest ones while over the budget."""
         now = time.monotonic()
-        for run_id in [run_id for run_id, log in self._logs.items() if log.expires and log.expires <= now]:
-            del self._logs[run_id]
+        budget = self._max_total_bytes
+        while self._finished and (self._finished[0][0] <= now or (budget is not None and self._total > budget)):
+            _, run_id = self._finished.popleft()
+            log = self._logs.pop(run_id, None)
+            if log is not None:
+                self._total -= log.size

@@ -1,0 +1,54 @@
+"""The memory event store's bounds: per run, in all, and in time."""
+from __future__ import annotations
+
+import time
+
+from rhetor_stream.runs.memory import MemoryEventStore
+from rhetor_stream.runs.store import RUNNING, EventsExpired, RunRecord, StoredEvent
+
+
+async def _run(store: MemoryEventStore, run_id: str, events: int, size: int, *, end: bool = True) -> None:
+    await store.create(RunRecord(run_id, "Echo", RUNNING, time.time()))
+    for seq in range(1, events + 1):
+        store.append(run_id, StoredEvent(seq, "chunk", b"x" * size))
+    if end:
+        store.end(run_id, "complete")
+
+
+async def test_the_oldest_finished_runs_go_first_when_over_the_total_budget() -> None:
+    store = MemoryEventStore(retention=300, max_events=1000, max_bytes=10_000, max_total_bytes=25_000)
+    for name in ("a", "b", "c"):
+        await _run(store, name, 10, 1000)  # 10 kB each
+    assert await store.get("a") is None  # 30 kB > 25 kB: the oldest finished run is forgotten
+    assert await store.get("b") is not None and await store.get("c") is not None
+    assert store.total_bytes == 20_000
+
+
+async def test_running_runs_are_never_forgotten_for_the_budget() -> None:
+    store = MemoryEventStore(retention=300, max_events=1000, max_bytes=10_000, max_total_bytes=5_000)
+    await _run(store, "live", 10, 1000, end=False)
+    await _run(store, "done", 2, 1000)
+    assert await store.get("live") is not None and len(await store.read("live", 0, wait=0)) == 10
+    assert await store.get("done") is None  # the finished one made room, as far as it could
+    assert store.total_bytes == 10_000
+
+
+async def test_one_run_is_bounded_in_events_and_bytes() -> None:
+    store = MemoryEventStore(retention=300, max_events=5, max_bytes=3_000, max_total_bytes=None)
+    await _run(store, "r", 10, 1000, end=False)
+    kept = await store.read("r", 7, wait=0)
+    assert [event.seq for event in kept] == [8, 9, 10] and store.total_bytes == 3_000
+    try:
+        await store.read("r", 0, wait=0)
+    except EventsExpired as exc:
+        assert exc.first_kept == 8
+    else:
+        raise AssertionError("a reader that far behind must be told its events are gone")
+
+
+async def test_finished_runs_expire_after_the_retention() -> None:
+    store = MemoryEventStore(retention=0.05, max_events=100, max_bytes=10_000)
+    await _run(store, "r", 3, 10)
+    assert await store.get("r") is not None
+    time.sleep(0.06)
+    assert await store.get("r") is None and store.total_bytes == 0
