@@ -10,6 +10,7 @@ server's status, message and code.
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any
@@ -30,7 +31,8 @@ class StreamEvent:
 
 
 class StreamClientError(Exception):
-    """The server answered with an error status (or a tool failed in `process`)."""
+    """The server answered with an error status (or a tool failed in `process`); status 0 with code
+    `stream_cut` or `stream_lost` means the connection broke off mid-stream."""
 
     def __init__(self, status: int, message: str, code: str = "") -> None:
         super().__init__(f"HTTP {status} {code}: {message}" if code else f"HTTP {status}: {message}")
@@ -70,20 +72,47 @@ class StreamClient:
 
     async def stream(self, tool_name: str, arguments: Mapping[str, Any] | None = None, *,
                      chunk_size: str = "sentence", include_progress: bool = True,
-                     resume_grace_s: float | None = None) -> AsyncIterator[StreamEvent]:
-        """Run a tool and yield its events as they arrive, until `disconnect`."""
+                     resume_grace_s: float | None = None, reconnects: int = 5) -> AsyncIterator[StreamEvent]:
+        """Run a tool and yield its events as they arrive, until `disconnect`.
+
+        With `resume_grace_s` the run outlives a dropped connection for that long, and the stream
+        resumes by itself through the run's events (Last-Event-ID), up to `reconnects` failed
+        attempts in a row: the caller sees every event exactly once, as if nothing had happened.
+        """
         options: dict[str, Any] = {"chunk_size": chunk_size, "include_progress": include_progress}
         if resume_grace_s is not None:
             options["resume_grace_s"] = resume_grace_s
         body = {"tool_name": tool_name, "arguments": dict(arguments or {}), "stream_options": options}
-        async with self.session.post(self.base_url + API + "/stream", json=body,
-                                     headers={"Accept": "text/event-stream"}) as response:
-            await _raise_for_status(response)
-            async for event in aiter_events(response.content.iter_any()):
-                yield StreamEvent(event.event, event.id, event.json())
+        position = _Position()
+        cut: BaseException | None = None
+        try:
+            async with self.session.post(self.base_url + API + "/stream", json=body,
+                                         headers={"Accept": "text/event-stream"}) as response:
+                await _raise_for_status(response)
+                async for event in _read(response, position):
+                    yield event
+        except _BROKEN as exc:
+            cut = exc
+        if position.ended:
+            return
+        if resume_grace_s is None or position.run_id is None:
+            raise _stream_cut(cut)
+        async for event in self._resume(position, reconnects):
+            yield event
 
     async def events(self, run_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StreamEvent]:
         """Replay and follow a run's events (after `last_event_id` when resuming)."""
+        position = _Position(run_id)
+        try:
+            async for event in self._events(run_id, last_event_id, position):
+                yield event
+        except _BROKEN as exc:
+            raise _stream_cut(exc) from exc
+        if not position.ended:
+            raise _stream_cut(None)
+
+    async def _events(self, run_id: str, last_event_id: str | None,
+                      position: _Position) -> AsyncIterator[StreamEvent]:
         headers = {"Accept": "text/event-stream"}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
@@ -91,8 +120,24 @@ class StreamClient:
             await _raise_for_status(response)
             if response.status == 204:
                 raise StreamClientError(204, f"run {run_id} is unknown or expired", "unknown_run")
-            async for event in aiter_events(response.content.iter_any()):
-                yield StreamEvent(event.event, event.id, event.json())
+            async for event in _read(response, position):
+                yield event
+
+    async def _resume(self, position: _Position, reconnects: int) -> AsyncIterator[StreamEvent]:
+        assert position.run_id is not None
+        failures = 0
+        while not position.ended:
+            if failures > reconnects:
+                raise StreamClientError(0, f"the stream of run {position.run_id} broke off and could not "
+                                           f"be resumed after {reconnects} attempts", "stream_lost")
+            await asyncio.sleep(min(_BACKOFF * 2 ** failures, _BACKOFF_MAX) if failures else 0)
+            seen = position.count
+            try:
+                async for event in self._events(position.run_id, position.last_id, position):
+                    yield event
+            except _BROKEN:
+                pass
+            failures = 0 if position.count > seen else failures + 1
 
     async def process(self, tool_name: str, arguments: Mapping[str, Any] | None = None) -> Any:
         """Run a tool and return its result; a tool failure raises StreamClientError."""
@@ -117,6 +162,39 @@ class StreamClient:
         async with self.session.request(method, self.base_url + API + path, json=body) as response:
             await _raise_for_status(response)
             return await response.json()
+
+
+# A connection that broke: the run may still be going, so a resumable stream reconnects.
+_BROKEN = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError)
+_BACKOFF, _BACKOFF_MAX = 0.2, 3.0
+
+
+def _stream_cut(cause: BaseException | None) -> StreamClientError:
+    how = f": {type(cause).__name__}" if cause is not None else ""
+    return StreamClientError(0, f"the stream broke off before its disconnect event{how}", "stream_cut")
+
+
+@attrs.define
+class _Position:
+    """How far a stream has got: which run, the last event id, and whether it ended."""
+
+    run_id: str | None = None
+    last_id: str | None = None
+    count: int = 0
+    ended: bool = False
+
+
+async def _read(response: aiohttp.ClientResponse, position: _Position) -> AsyncIterator[StreamEvent]:
+    async for event in aiter_events(response.content.iter_any()):
+        data = event.json()
+        if event.event == "connected" and position.run_id is None:
+            position.run_id = data.get("run_id")
+        position.last_id = event.id or position.last_id
+        position.count += 1
+        position.ended = event.event == "disconnect"
+        yield StreamEvent(event.event, event.id, data)
+        if position.ended:
+            return
 
 
 async def _raise_for_status(response: aiohttp.ClientResponse) -> None:

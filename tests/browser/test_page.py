@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, CuttingProxy
+from tests.browser.conftest import ARTIFACTS
+from tests.proxy import CuttingProxy
 
 pytestmark = pytest.mark.browser
 TEXT = " ".join(f"Sentence {n} of the answer." for n in range(1, 16))
