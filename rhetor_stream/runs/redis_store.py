@@ -24,7 +24,8 @@ import functools
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
-from rhetor_stream.runs.store import EventsExpired, EventStore, RunRecord, StoredEvent, StoreUnavailable
+from rhetor_stream.runs.store import (RUNNING, EventsExpired, EventStore, RunRecord, StoredEvent,
+                                     StoreUnavailable)
 
 try:
     import redis.asyncio as redis
@@ -107,9 +108,10 @@ class RedisEventStore(EventStore):
         self._lease = lease
         self._instance = uuid.uuid4().hex[:16]
         self._renewing: asyncio.Task[None] | None = None
-        self._executing: set[str] = set()  # runs this process started and has not ended
+        self._executing: dict[str, RunRecord] = {}  # runs this process started and has not ended
         self._pending: dict[str, list[StoredEvent]] = {}
-        self._ending: dict[str, str] = {}  # run id -> final status, written with its last events
+        # run id -> final status (and the run's record), written with its last events
+        self._ending: dict[str, tuple[str, RunRecord | None]] = {}
         self._writing = asyncio.Lock()
         self._flushing: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
@@ -142,11 +144,10 @@ class RedisEventStore(EventStore):
     async def create(self, record: RunRecord) -> None:
         key = self._run_key(record.run_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"tool_name": record.tool_name, "status": record.status,
-                                    "created": record.created, "owner": self._instance})
+            pipe.hset(key, mapping=self._fields(record, record.status))
             pipe.expire(key, RUNNING_TTL)
             await pipe.execute()
-        self._executing.add(record.run_id)
+        self._executing[record.run_id] = record
 
     def append(self, run_id: str, event: StoredEvent) -> None:
         self._pending.setdefault(run_id, []).append(event)
@@ -157,8 +158,7 @@ class RedisEventStore(EventStore):
             await asyncio.shield(self._flushing)
 
     def end(self, run_id: str, status: str) -> None:
-        self._executing.discard(run_id)
-        self._ending[run_id] = status
+        self._ending[run_id] = (status, self._executing.pop(run_id, None))
         self._schedule_flush()
 
     @_reachable
@@ -208,16 +208,42 @@ class RedisEventStore(EventStore):
             return f"cannot reach the redis event store at {_safe(self._url)}: {exc or type(exc).__name__}"
         return None
 
-    async def _renew(self) -> None:
-        await self._redis.set(self._lease_key(self._instance), "1", px=max(1, round(self._lease * 1000)))
+    async def _renew(self) -> bool:
+        """Renew this process's lease; True when it had lapsed (Redis restarted, or was away)."""
+        key = self._lease_key(self._instance)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.exists(key)
+            pipe.set(key, "1", px=max(1, round(self._lease * 1000)))
+            existed, _ = await pipe.execute()
+        return not existed
 
     async def _keep_renewing(self) -> None:
         while True:
             await asyncio.sleep(self._lease / 3)
             try:
-                await self._renew()
+                if await self._renew():
+                    await self._reassert()
             except Exception as exc:  # Redis away for a moment: the next renewal may still make it
                 log.warning("renewing this process's lease in redis failed: %s", exc)
+
+    async def _reassert(self) -> None:
+        """After a lapse, put back the records of runs still executing here that Redis lost (a
+        restart without persistence), and stop the ones another process already ended as lost:
+        nobody can follow them any more, so their tokens would be paid for nothing."""
+        restored = stopped = 0
+        for run_id, record in list(self._executing.items()):
+            status = await self._redis.hget(self._run_key(run_id), "status")
+            if status is None:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.hset(self._run_key(run_id), mapping=self._fields(record, RUNNING))
+                    pipe.expire(self._run_key(run_id), RUNNING_TTL)
+                    await pipe.execute()
+                restored += 1
+            elif status.decode() != RUNNING:
+                self._on_cancel(run_id)
+                stopped += 1
+        log.warning("this process's lease in redis had lapsed: %d run(s) restored, %d stopped "
+                    "(ended elsewhere as lost)", restored, stopped)
 
     def _schedule_flush(self) -> None:
         if self._flushing is None or self._flushing.done():
@@ -236,14 +262,20 @@ class RedisEventStore(EventStore):
                                       id=f"0-{event.seq}", maxlen=self._max_events, approximate=True)
                         if run_id not in ending:
                             pipe.expire(self._events_key(run_id), RUNNING_TTL)
-                    for run_id, status in ending.items():
-                        self._end_in(pipe, run_id, status)
+                    for run_id, (status, record) in ending.items():
+                        self._end_in(pipe, run_id, status, record)
                     await pipe.execute()
 
-    def _end_in(self, pipe: Any, run_id: str, status: str) -> None:
-        pipe.hset(self._run_key(run_id), mapping={"status": status, "finished": time.time()})
+    def _end_in(self, pipe: Any, run_id: str, status: str, record: RunRecord | None) -> None:
+        # The whole record, not only the status: it restores one that Redis lost meanwhile.
+        fields = {"status": status} if record is None else self._fields(record, status)
+        pipe.hset(self._run_key(run_id), mapping={**fields, "finished": time.time()})
         pipe.expire(self._run_key(run_id), self._ttl)
         pipe.expire(self._events_key(run_id), self._ttl)
+
+    def _fields(self, record: RunRecord, status: str) -> dict[str, Any]:
+        return {"tool_name": record.tool_name, "status": status, "created": record.created,
+                "owner": self._instance}
 
     async def _listen(self, pubsub: Any) -> None:
         """Hear cancellations for as long as the process lives, through Redis restarts too."""
