@@ -137,6 +137,9 @@ class StreamClient:
                     yield event
             except _BROKEN:
                 pass
+            except StreamClientError as exc:
+                if exc.status != 503:  # 503: the server or its event store is coming back
+                    raise
             failures = 0 if position.count > seen else failures + 1
 
     async def process(self, tool_name: str, arguments: Mapping[str, Any] | None = None) -> Any:
