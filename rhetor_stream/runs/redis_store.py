@@ -84,7 +84,7 @@ def _reachable(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Corou
         except (RedisConnectionError, RedisTimeoutError) as exc:
             store = args[0]
             assert isinstance(store, RedisEventStore)
-            raise StoreUnavailable(f"cannot reach the redis event store at {_safe(store._url)}: {exc}") from None
+            raise StoreUnavailable(store.cannot_reach(exc)) from None
     return call
 
 
@@ -121,12 +121,16 @@ class RedisEventStore(EventStore):
         try:
             await self._redis.ping()
         except Exception as exc:
-            raise RuntimeError(f"cannot reach the redis event store at {_safe(self._url)}: {exc}") from None
+            raise RuntimeError(self.cannot_reach(exc)) from None
         await self._renew()
         self._renewing = asyncio.create_task(self._keep_renewing(), name="rhetor_stream redis lease")
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(self._cancel_channel)
         self._listener = asyncio.create_task(self._listen(pubsub), name="rhetor_stream redis cancel")
+
+    def cannot_reach(self, exc: BaseException) -> str:
+        """The one way this store says Redis is out of reach: where (no password) and why."""
+        return f"cannot reach the redis event store at {_safe(self._url)}: {exc or type(exc).__name__}"
 
     async def close(self) -> None:
         for task in (self._listener, self._renewing):
@@ -205,7 +209,7 @@ class RedisEventStore(EventStore):
         try:
             await asyncio.wait_for(self._redis.ping(), _HEALTH_TIMEOUT)
         except (RedisConnectionError, RedisTimeoutError, asyncio.TimeoutError) as exc:
-            return f"cannot reach the redis event store at {_safe(self._url)}: {exc or type(exc).__name__}"
+            return self.cannot_reach(exc)
         return None
 
     async def _renew(self) -> bool:
