@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import functools
 import time
 import uuid
-import functools
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
@@ -146,11 +146,7 @@ class RedisEventStore(EventStore):
 
     @_reachable
     async def create(self, record: RunRecord) -> None:
-        key = self._run_key(record.run_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=self._fields(record, record.status))
-            pipe.expire(key, RUNNING_TTL)
-            await pipe.execute()
+        await self._put_running(record)
         self._executing[record.run_id] = record
 
     def append(self, run_id: str, event: StoredEvent) -> None:
@@ -238,10 +234,7 @@ class RedisEventStore(EventStore):
         for run_id, record in list(self._executing.items()):
             status = await self._redis.hget(self._run_key(run_id), "status")
             if status is None:
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    pipe.hset(self._run_key(run_id), mapping=self._fields(record, RUNNING))
-                    pipe.expire(self._run_key(run_id), RUNNING_TTL)
-                    await pipe.execute()
+                await self._put_running(record)
                 restored += 1
             elif status.decode() != RUNNING:
                 self._on_cancel(run_id)
@@ -276,6 +269,12 @@ class RedisEventStore(EventStore):
         pipe.hset(self._run_key(run_id), mapping={**fields, "finished": time.time()})
         pipe.expire(self._run_key(run_id), self._ttl)
         pipe.expire(self._events_key(run_id), self._ttl)
+
+    async def _put_running(self, record: RunRecord) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._run_key(record.run_id), mapping=self._fields(record, RUNNING))
+            pipe.expire(self._run_key(record.run_id), RUNNING_TTL)
+            await pipe.execute()
 
     def _fields(self, record: RunRecord, status: str) -> dict[str, Any]:
         return {"tool_name": record.tool_name, "status": status, "created": record.created,
