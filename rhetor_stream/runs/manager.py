@@ -65,7 +65,24 @@ class RunManager:
     async def create(self, tool: Tool, arguments: dict[str, Any], options: StreamOptions, *,
                      grace: float | None) -> LocalRun:
         run_id = new_run_id()
-        await self.store.create(RunRecord(run_id, tool.name, RUNNING, time.time()))
+        written = asyncio.ensure_future(self.store.create(RunRecord(run_id, tool.name, RUNNING, time.time())))
+        try:
+            await asyncio.shield(written)
+        except asyncio.CancelledError:
+            # The client left while the record was being written (aiohttp cancels its handler). A
+            # record left saying "running" would be followed by nobody for a day: once it exists, the
+            # run starts cancelled, which ends its log with `error` and `disconnect` like any other.
+            written.add_done_callback(lambda task: self._start_cancelled(task, run_id, tool, arguments, options))
+            raise
+        return self._start(run_id, tool, arguments, options, grace)
+
+    def _start_cancelled(self, written: asyncio.Future[None], run_id: str, tool: Tool,
+                         arguments: dict[str, Any], options: StreamOptions) -> None:
+        if not written.cancelled() and written.exception() is None:
+            self._start(run_id, tool, arguments, options, 0).tool_run.cancel("client_disconnected")
+
+    def _start(self, run_id: str, tool: Tool, arguments: dict[str, Any], options: StreamOptions,
+               grace: float | None) -> LocalRun:
         recorder = RunRecorder(run_id, self.store, window=self._queue_size)
         tool_run = ToolRun(tool, arguments, sink=recorder, options=options, activity=self._activity,
                            app=self._app, progress_interval=self._progress_interval,

@@ -61,6 +61,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except StoreUnavailable as exc:
         log.warning("%s %s: %s", request.method, request.path, exc)
         return error_response(503, "event_store_unavailable", f"{exc}; try again shortly")
+    except ConnectionError:
+        # The client left before its response could start (aiohttp's ClientConnectionResetError is
+        # one): nobody is left to read an answer, and it is not a server fault worth a traceback.
+        log.debug("client of %s %s left before the response started", request.method, request.path)
+        return web.Response(status=499, reason="Client Closed Request")
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal server error (see the server log)")

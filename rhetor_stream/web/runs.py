@@ -106,16 +106,18 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
     retry_ms = round(state.settings.retry_ms * random.uniform(1.0, 1.25))
     channel = state.runs.channel_for(run_id, after, retry_ms=retry_ms)
     response = web.StreamResponse(headers=SSE_HEADERS)
-    await response.prepare(request)
     recorder = local.recorder if hold_back and local is not None else None
     forwarder = asyncio.create_task(state.runs.forward(run_id, after, channel, recorder=recorder))
     forwarder.add_done_callback(_finish_channel(channel))
     session = FollowSession(request, channel, forwarder, local)
     state.supervisor.watch(session)
     state.activity.active_streams += 1
+    # Subscribed before the first write: a client that is gone before the headers go out (prepare
+    # raises) unsubscribes in the `finally` like any other, so its run does not go on without it.
     state.runs.subscribed(local)
     started = asyncio.get_running_loop().time()
     try:
+        await response.prepare(request)
         await channel.pump(response)
     except (ConnectionError, ClientConnectionResetError):
         pass
@@ -130,8 +132,9 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
         log.debug("subscriber of run %s from event %d: events=%d bytes=%d duration=%.3fs", run_id, after,
                   channel.events_written, channel.bytes_written, asyncio.get_running_loop().time() - started)
         await asyncio.wait({forwarder})
-    with suppress(ConnectionError, ClientConnectionResetError):
-        await response.write_eof()
+    if response.prepared:
+        with suppress(ConnectionError, ClientConnectionResetError):
+            await response.write_eof()
     return response
 
 
