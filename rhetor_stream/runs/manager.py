@@ -9,11 +9,10 @@ import time
 from typing import Any
 
 import attrs
-import orjson
 
 from rhetor_stream.runs.recorder import RunRecorder
 from rhetor_stream.runs.store import RUNNING, EventsExpired, EventStore, RunRecord
-from rhetor_stream.stream.channel import EventChannel
+from rhetor_stream.stream.channel import EventChannel, encode_payload
 from rhetor_stream.stream.run import Activity, StreamOptions, ToolRun, failure, new_run_id
 from rhetor_stream.tools.registry import Tool
 
@@ -43,11 +42,12 @@ class LocalRun:
 
 class RunManager:
     def __init__(self, store: EventStore, *, activity: Activity, app: Any, queue_size: int,
-                 progress_interval: float, processing_tick: float) -> None:
+                 queue_bytes: int, progress_interval: float, processing_tick: float) -> None:
         self.store = store
         self._activity = activity
         self._app = app
         self._queue_size = queue_size
+        self._queue_bytes = queue_bytes
         self._progress_interval = progress_interval
         self._processing_tick = processing_tick
         self._local: dict[str, LocalRun] = {}
@@ -109,7 +109,7 @@ class RunManager:
         if record is None or record.status != RUNNING or run_id in self._local:
             return record
         lost = f"the server process running {record.tool_name} stopped without ending the run"
-        final = [(event, orjson.dumps(data))
+        final = [(event, encode_payload(data))
                  for event, data in failure(lost, "run_lost", "run_lost", tool_name=record.tool_name)]
         if await self.store.reap(record, "error", final):
             return await self.store.get(run_id)
@@ -155,8 +155,8 @@ class RunManager:
             await asyncio.wait(list(self._finalizers), timeout=timeout)
 
     def channel_for(self, run_id: str, after: int, *, retry_ms: int) -> EventChannel:
-        return EventChannel(self._queue_size, retry_ms=retry_ms, first_id=after + 1,
-                            id_prefix=id_prefix(run_id))
+        return EventChannel(self._queue_size, max_bytes=self._queue_bytes, retry_ms=retry_ms,
+                            first_id=after + 1, id_prefix=id_prefix(run_id))
 
     async def forward(self, run_id: str, after: int, channel: EventChannel, *,
                       recorder: RunRecorder | None = None, poll: float = 5.0) -> None:
@@ -172,7 +172,7 @@ class RunManager:
                     channel.finish(*failure(str(exc), "events_expired", "events_expired"))
                     return
                 for event in events:
-                    await channel.send(event.event, orjson.Fragment(event.data))
+                    await channel.send(event.event, event.data)
                     after = event.seq
                     if recorder is not None:
                         recorder.hold_back(key, after)

@@ -2,18 +2,36 @@
 
 Finished runs wait for their expiry in a queue ordered by it (the retention is one constant), so
 forgetting them costs nothing per request however many are kept; when the events of all runs
-together pass the total budget, the oldest finished runs are forgotten early. Running runs are only
-bounded by their own limits: dropping one would break its live subscribers.
+together pass the total budget, the oldest finished runs are forgotten early, and if that is not
+enough, a running run that appends drops its own oldest events (a subscriber that far behind is told
+`events_expired`; a live one has read them long ago). Dropping a running run would break its live
+subscribers, so that never happens.
+
+The budget counts what the process really spends, not just the JSON: each event costs its data plus
+the objects that hold it, each run its record and bookkeeping (`tests/test_regression_store_accounting.py`
+checks the figures against tracemalloc). The data itself must be a compact copy (`encode_payload`),
+not an orjson result, which holds a ~4 KiB buffer however short the JSON.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import sys
 import time
 
 import attrs
 
 from rhetor_stream.runs.store import EventsExpired, EventStore, RunRecord, StoredEvent
+
+
+# What an event and a run cost beyond the event data (CPython 3.11: ~130 and ~430 bytes): the
+# StoredEvent, its bytes header, its number and its list slot; a run's log, record, key and expiry entry.
+EVENT_COST = sys.getsizeof(StoredEvent(1 << 20, "", b"")) + sys.getsizeof(b"") + sys.getsizeof(1 << 20) + 8
+RUN_COST = 512
+
+
+def _cost(event: StoredEvent) -> int:
+    return len(event.data) + EVENT_COST
 
 
 @attrs.define
@@ -43,17 +61,22 @@ class MemoryEventStore(EventStore):
 
     async def create(self, record: RunRecord) -> None:
         self._purge()
-        self._logs[record.run_id] = _Log(record)
+        self._logs[record.run_id] = _Log(record, size=RUN_COST)
+        self._total += RUN_COST
 
     def append(self, run_id: str, event: StoredEvent) -> None:
         log = self._logs[run_id]
         log.events.append(event)
-        log.size += len(event.data)
-        self._total += len(event.data)
-        # The bound drops the oldest events; a subscriber that far behind is told so (EventsExpired).
-        while (len(log.events) - log.dropped > self._max_events
-               or (log.size > self._max_bytes and len(log.events) - log.dropped > 1)):
-            size = len(log.events[log.dropped].data)
+        cost = _cost(event)
+        log.size += cost
+        self._total += cost
+        if self._over_budget():
+            self._purge()
+        # The bounds drop the oldest events; a subscriber that far behind is told so (EventsExpired).
+        while len(log.events) - log.dropped > 1 and (
+                len(log.events) - log.dropped > self._max_events or log.size - RUN_COST > self._max_bytes
+                or self._over_budget()):
+            size = _cost(log.events[log.dropped])
             log.size -= size
             self._total -= size
             log.dropped += 1
@@ -109,9 +132,11 @@ class MemoryEventStore(EventStore):
     def _purge(self) -> None:
         """Forget finished runs past their retention, and the oldest ones while over the budget."""
         now = time.monotonic()
-        budget = self._max_total_bytes
-        while self._finished and (self._finished[0][0] <= now or (budget is not None and self._total > budget)):
+        while self._finished and (self._finished[0][0] <= now or self._over_budget()):
             _, run_id = self._finished.popleft()
             log = self._logs.pop(run_id, None)
             if log is not None:
                 self._total -= log.size
+
+    def _over_budget(self) -> bool:
+        return self._max_total_bytes is not None and self._total > self._max_total_bytes

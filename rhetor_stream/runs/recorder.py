@@ -11,10 +11,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from rhetor_stream.runs.store import EventStore, StoredEvent, final_status
-from rhetor_stream.stream.channel import Item, Payload
+from rhetor_stream.stream.channel import Item, Payload, encode_payload
 
 
 _FAIRNESS_EVERY = 64
@@ -78,7 +76,7 @@ class RunRecorder:
 
     def _append(self, event: str, data: Payload) -> None:
         self.seq += 1
-        self._store.append(self.run_id, StoredEvent(self.seq, event, orjson.dumps(data)))
+        self._store.append(self.run_id, StoredEvent(self.seq, event, encode_payload(data)))
 
     def _wake(self) -> None:
         if self._space is not None and not self._space.done():

@@ -34,11 +34,16 @@ def encode_event(data: str | None = None, *, event: str | None = None, id: str |
 
 def encode_json_event(event: str, payload: object, *, id: str | int | None = None,
                       retry: int | None = None) -> bytes:
-    """A frame whose data is `payload` as JSON on a single `data:` line."""
+    """A frame whose data is `payload` as JSON on a single `data:` line.
+
+    `bytes` are JSON already encoded (by orjson, or read back from a run's log), used as they are:
+    orjson cannot encode bytes, so the two meanings never meet.
+    """
+    data = payload if type(payload) is bytes else orjson.dumps(payload)
     event_line = _EVENT_LINES.get(event) or _event_line(event)
     if retry is None and type(id) is int:
-        return b"id: %d\n%bdata: %b\n\n" % (id, event_line, orjson.dumps(payload))
-    return b"%b%b%bdata: %b\n\n" % (_id_line(id), event_line, _retry_line(retry), orjson.dumps(payload))
+        return b"id: %d\n%bdata: %b\n\n" % (id, event_line, data)
+    return b"%b%b%bdata: %b\n\n" % (_id_line(id), event_line, _retry_line(retry), data)
 
 
 def encode_comment(text: str = "") -> bytes:

@@ -12,12 +12,17 @@ Why the queue is a list and futures rather than an `asyncio.Queue`: an idle open
 next to nothing, and an `asyncio.Queue` allocates four deques (about 3 KiB) before its first item.
 The channel keeps the same contract (bounded, producers wait when it is full, one writer) with a
 list that the writer swaps out whole, and futures created only while somebody actually waits.
+
+Why the data is encoded by the producer: the queue is bounded in bytes as well as in events (one
+event may be a megabyte), and only encoded JSON has a size. The id is still added at write time.
+The encoded data is a compact copy: orjson's result holds a ~4 KiB buffer however short the JSON,
+which a full queue would multiply by its length. Events replayed from a run's log arrive encoded.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Final, Protocol
 
 import orjson
@@ -28,9 +33,16 @@ from rhetor_stream.sse.encoding import HEARTBEAT, encode_json_event
 log = logging.getLogger("rhetor_stream.stream")
 
 # A payload is a JSON object, or JSON already encoded (events replayed from a run's log).
-Payload = Mapping[str, Any] | orjson.Fragment
+Payload = Mapping[str, Any] | bytes
 Item = tuple[str, Payload]
-_HEARTBEAT_ITEM: Final[Item] = ("", {})
+_Queued = tuple[str, bytes]  # an event with its data encoded
+_HEARTBEAT_ITEM: Final[_Queued] = ("", b"")
+_ITEM_COST = 64  # what the queue counts for an event beyond its data: the tuple, the list slot, the id
+
+
+def encode_payload(data: Payload) -> bytes:
+    """The JSON of `data` in an object of its own size (see the module docstring)."""
+    return data if type(data) is bytes else bytes(memoryview(orjson.dumps(data)))
 
 
 class EventSink(Protocol):
@@ -51,17 +63,20 @@ class EventChannel:
     replayed stream carries ids that belong to that run alone.
     """
 
-    __slots__ = ("_maxsize", "_items", "_getter", "_putters", "_retry_ms", "_tail", "_finished", "_id_prefix",
-                 "_retry_sent", "last_id", "events_written", "bytes_written", "write_started", "last_write")
+    __slots__ = ("_maxsize", "_max_bytes", "_items", "_queued_bytes", "_getter", "_putters", "_retry_ms",
+                 "_tail", "_finished", "_id_prefix", "_retry_sent", "last_id", "events_written", "bytes_written",
+                 "write_started", "last_write")
 
-    def __init__(self, maxsize: int, *, retry_ms: int | None = None, first_id: int = 1,
+    def __init__(self, maxsize: int, *, max_bytes: int, retry_ms: int | None = None, first_id: int = 1,
                  id_prefix: str | None = None) -> None:
         self._maxsize = maxsize
-        self._items: list[Item] = []
+        self._max_bytes = max_bytes
+        self._items: list[_Queued] = []
+        self._queued_bytes = 0
         self._getter: asyncio.Future[None] | None = None
         self._putters: list[asyncio.Future[None]] = []
         self._retry_ms = retry_ms
-        self._tail: tuple[Item, ...] = ()
+        self._tail: list[_Queued] = []
         self._finished = False
         self._id_prefix = id_prefix
         self._retry_sent = False
@@ -77,21 +92,23 @@ class EventChannel:
 
     async def send(self, event: str, data: Payload) -> None:
         """Queue an event; waits while the client is behind (that is the backpressure)."""
-        while len(self._items) >= self._maxsize and not self._finished:
+        encoded = encode_payload(data)
+        while not self._has_room(len(encoded)) and not self._finished:
             waiter = asyncio.get_running_loop().create_future()
             self._putters.append(waiter)  # a cancelled waiter is skipped when producers are woken
             await waiter
         if self._finished:
             return
-        self._items.append((event, data))
-        self._wake_writer()
+        self._queue(event, encoded)
 
     def offer(self, event: str, data: Payload) -> bool:
         """Queue an event only if there is room now; for timers, which cannot wait."""
-        if self._finished or len(self._items) >= self._maxsize:
+        if self._finished:
             return False
-        self._items.append((event, data))
-        self._wake_writer()
+        encoded = encode_payload(data)
+        if not self._has_room(len(encoded)):
+            return False
+        self._queue(event, encoded)
         return True
 
     def heartbeat(self) -> None:
@@ -99,6 +116,17 @@ class EventChannel:
         if not self._items and not self._finished:
             self._items.append(_HEARTBEAT_ITEM)
             self._wake_writer()
+
+    def _has_room(self, size: int) -> bool:
+        """Room for one more event of `size` bytes; an empty queue takes any single event."""
+        items = self._items
+        return not items or (len(items) < self._maxsize
+                             and self._queued_bytes + size + _ITEM_COST <= self._max_bytes)
+
+    def _queue(self, event: str, encoded: bytes) -> None:
+        self._items.append((event, encoded))
+        self._queued_bytes += len(encoded) + _ITEM_COST
+        self._wake_writer()
 
     def finish(self, *events: Item, reason: str = "complete") -> None:
         """Close the channel: `events` go out after everything already queued, then the stream ends.
@@ -110,7 +138,7 @@ class EventChannel:
         if self._finished:
             return
         self._finished = True
-        self._tail = events
+        self._tail = [(event, encode_payload(data)) for event, data in events]
         self._wake_writer()
         self._wake_producers()
 
@@ -122,20 +150,19 @@ class EventChannel:
             while not self._items and not self._finished:
                 self._getter = loop.create_future()
                 await self._getter
-            items, self._items = self._items, []
+            items, self._items, self._queued_bytes = self._items, [], 0
             self._wake_producers()
             done = self._finished
             if done:
                 items.extend(self._tail)
-            payload = self._encode(items)
-            del items  # an idle stream should not keep its last batch alive
-            if payload:
+            for payload in self._frames(items):
                 self.write_started = loop.time()
                 await response.write(payload)
                 self.last_write = loop.time()
                 self.write_started = None
                 self.bytes_written += len(payload)
-            del payload
+            del items  # an idle stream should not keep its last batch alive
+            payload = b""
             if done:
                 return
 
@@ -152,21 +179,28 @@ class EventChannel:
             if not putter.done():
                 putter.set_result(None)
 
-    def _encode(self, items: list[Item]) -> bytes:
-        frames = []
-        next_id = self.last_id + 1
+    def _frames(self, items: list[_Queued]) -> Iterator[bytes]:
+        """The frames of `items`, joined into writes of at most `max_bytes` (or one larger frame).
+
+        Ids are given as frames are built: a write that fails ends the stream anyway.
+        """
+        batch: list[bytes] = []
+        size = 0
         prefix = self._id_prefix
         for item in items:
             if item is _HEARTBEAT_ITEM:
-                frames.append(HEARTBEAT)
-                continue
-            frame_id: str | int = next_id if prefix is None else f"{prefix}-{next_id}"
-            if self._retry_sent:
-                frames.append(encode_json_event(item[0], item[1], id=frame_id))
+                frame = HEARTBEAT
             else:
-                frames.append(encode_json_event(item[0], item[1], id=frame_id, retry=self._retry_ms))
+                self.last_id += 1
+                frame_id: str | int = self.last_id if prefix is None else f"{prefix}-{self.last_id}"
+                retry = None if self._retry_sent else self._retry_ms
                 self._retry_sent = True
-            next_id += 1
-        self.events_written += next_id - 1 - self.last_id
-        self.last_id = next_id - 1
-        return b"".join(frames)
+                frame = encode_json_event(item[0], item[1], id=frame_id, retry=retry)
+                self.events_written += 1
+            if batch and size + len(frame) > self._max_bytes:
+                yield b"".join(batch)
+                batch, size = [], 0
+            batch.append(frame)
+            size += len(frame)
+        if batch:
+            yield b"".join(batch)

@@ -24,10 +24,11 @@ from rhetor_stream.web.state import STATE
 log = logging.getLogger("rhetor_stream.web")
 
 # Bounds of GET /api/mcp/v2/stream/test: (default, minimum, maximum). The defaults are a short
-# human demo; the maxima allow the benchmark's 200,000-event run and hour-long idle streams.
+# human demo; the maxima allow the benchmark's 200,000-event run and hour-long idle streams, and keep
+# what one unauthenticated request can ask for to 64 GB of traffic and 64 KiB a frame.
 TEST_STREAM_PARAMS = {
-    "count": (5, 0, 10_000_000),
-    "size": (64, 1, 1024 * 1024),
+    "count": (5, 0, 1_000_000),
+    "size": (64, 1, 64 * 1024),
     "interval_ms": (500, 0, 3_600_000),
 }
 
@@ -43,7 +44,7 @@ async def stream_test(request: web.Request) -> web.StreamResponse:
     settings = state.settings
     # Jitter spreads the reconnects of many clients cut at the same moment (a deploy, a proxy).
     retry_ms = round(settings.retry_ms * random.uniform(1.0, 1.25))
-    channel = EventChannel(settings.queue_size, retry_ms=retry_ms)
+    channel = EventChannel(settings.queue_size, max_bytes=settings.queue_bytes, retry_ms=retry_ms)
     run = ToolRun(STREAM_TEST_TOOL, arguments, sink=channel, options=_TEST_OPTIONS, activity=state.activity,
                   app=request.app, progress_interval=settings.progress_interval,
                   processing_tick=settings.processing_tick)
