@@ -13,6 +13,7 @@ from rhetor_stream.runs import id_prefix
 from rhetor_stream.runs.manager import LocalRun
 from rhetor_stream.runs.store import FINAL_STATUSES, StoreUnavailable
 from rhetor_stream.stream.channel import EventChannel
+from rhetor_stream.web import guard
 from rhetor_stream.web.errors import ApiError, json_response
 from rhetor_stream.web.requests import read_tool_call
 from rhetor_stream.web.sse import SSE_HEADERS
@@ -26,12 +27,17 @@ def events_url(run_id: str) -> str:
     return f"{API}/runs/{run_id}/events"
 
 
+def _events_url(request: web.Request, run_id: str) -> str:
+    return guard.with_run_token(request, events_url(run_id), run_id)
+
+
 async def stream_as_run(request: web.Request) -> web.StreamResponse:
     """POST /api/mcp/v2/stream: a run whose first subscriber is this request."""
     state = request.app[STATE]
     call = await read_tool_call(request, state.tools)
     grace = call.options.resume_grace_s or 0.0
     run = await state.runs.create(call.tool, call.arguments, call.options, grace=grace)
+    guard.hold_slot(request, run.tool_run)
     return await follow(request, run.run_id, 0, local=run, hold_back=True)
 
 
@@ -40,7 +46,8 @@ async def start_run(request: web.Request) -> web.Response:
     state = request.app[STATE]
     call = await read_tool_call(request, state.tools)
     run = await state.runs.create(call.tool, call.arguments, call.options, grace=None)
-    return json_response({"run_id": run.run_id, "events_url": events_url(run.run_id),
+    guard.hold_slot(request, run.tool_run)
+    return json_response({"run_id": run.run_id, "events_url": _events_url(request, run.run_id),
                           "status_url": f"{API}/runs/{run.run_id}"}, status=202)
 
 
@@ -63,7 +70,7 @@ async def run_status(request: web.Request) -> web.Response:
                        f"{state.settings.run_retention:g} s)", run_id=run_id)
     return json_response({"run_id": run_id, "tool_name": record.tool_name, "status": record.status,
                           "created": record.created, "finished": record.finished,
-                          "events_url": events_url(run_id)})
+                          "events_url": _events_url(request, run_id)})
 
 
 async def cancel_run(request: web.Request) -> web.Response:
