@@ -77,7 +77,8 @@ class KeyLimiter:
         if not self.max_tokens or tokens <= self.max_tokens:
             return None
         return Refusal("key_max_tokens", f"this request may use up to {tokens} LLM tokens, more than the "
-                       f"limit of {self.max_tokens} per request; ask fewer specialists or rounds", None)
+                       f"limit of {self.max_tokens} per request (fewer rounds or specialists, or ones with "
+                       "a smaller max_tokens, fit)", None)
 
     def _release(self, key: str) -> None:
         left = self._running[key] - 1
