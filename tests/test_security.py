@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from rhetor_stream.client import StreamClient, StreamClientError
 from rhetor_stream.security.capability import Capabilities
 from rhetor_stream.security.hosts import HostPolicy, host_name
 from rhetor_stream.security.keys import KeyFileError, KeyRing, bearer_token
 from rhetor_stream.security.limits import KeyLimiter, Refusal, Slot
 from rhetor_stream.settings import Settings, SettingsError
 from tests.conftest import MakeClient, eventually, read_events
+from tests.proxy import CuttingProxy
 
 KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -283,3 +285,19 @@ async def test_a_set_capability_secret_is_used(make_client: MakeClient) -> None:
     body = await (await client.post(f"{API}/runs", json=ECHO, headers=AUTH)).json()
     token = body["events_url"].partition("?token=")[2]
     assert Capabilities(b"shared-secret", 60).problem(body["run_id"], token) is None
+
+
+async def test_python_client_sends_its_key_on_every_request_resumes_included(make_client: MakeClient) -> None:
+    server = await make_client(api_key=(KEY,), simulated_tokens_per_s=2000.0)
+    text = " ".join(f"Sentence {n} of the answer." for n in range(1, 30))
+    with CuttingProxy(server.server.port, cut_after=1500, target=b"POST /api/mcp/v2/stream ") as proxy:
+        async with StreamClient(f"http://127.0.0.1:{proxy.port}", api_key=KEY) as api:
+            events = [event async for event in api.stream("StreamText", {"text": text, "delay_ms": 5},
+                                                          resume_grace_s=5)]
+            assert await api.process("Echo", {"text": "hi"}) == {"text": "hi"}
+            assert "pid" in await api.health()
+    assert proxy.cuts == 1 and [event.type for event in events][-2:] == ["complete", "disconnect"]
+    async with StreamClient(str(server.make_url("")).rstrip("/")) as api:
+        with pytest.raises(StreamClientError) as caught:
+            await api.tools()
+    assert caught.value.status == 401 and caught.value.code == "missing_api_key"
