@@ -98,9 +98,9 @@ class Settings:
                                              repeatable=True, converter=tuple)
     allow_unauthenticated: bool = _setting(False, "serve a non-loopback address without any API key "
                                            "(anyone who reaches the port runs tools)")
-    capability_secret: str = _setting("", "secret that signs the run tokens in events URLs; set the same "
-                                      "one on every machine (processes sharing a redis store agree on "
-                                      "one by themselves)", secret=True, repr=False)
+    capability_secret: str = _setting("", "secret that signs the run tokens in events URLs; unset: one kept "
+                                      "in the redis event store (so every process using it agrees), or a "
+                                      "random one per process with the memory store", secret=True, repr=False)
     capability_ttl: float = _setting(86400.0, "seconds a run token in an events URL stays valid",
                                      validator=_positive)
     key_max_concurrent_runs: int = _setting(0, "runs one API key (or, without keys, all clients) may "
