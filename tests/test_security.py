@@ -212,6 +212,16 @@ async def test_events_url_carries_a_run_token(keyed: TestClient) -> None:
     assert status["events_url"].startswith(path + "?token=")
 
 
+
+async def test_a_post_stream_says_where_to_resume_with_a_token(keyed: TestClient) -> None:
+    async with keyed.post(f"{API}/stream", json=ECHO, headers=AUTH) as response:
+        run_id = (await read_events(response))[0].json()["run_id"]
+        resume = response.headers["X-Events-URL"]
+    assert resume.startswith(f"{API}/runs/{run_id}/events?token=")
+    async with keyed.get(resume, headers={"Last-Event-ID": f"{run_id[:8]}-1"}) as events:
+        assert events.status == 200 and (await read_events(events))[-1].event == "disconnect"
+
+
 async def test_without_keys_events_urls_stay_plain(client: TestClient) -> None:
     body = await (await client.post(f"{API}/runs", json=ECHO)).json()
     assert body["events_url"] == f"{API}/runs/{body['run_id']}/events"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 
 from aiohttp import ClientConnectionResetError, web
@@ -38,7 +38,9 @@ async def stream_as_run(request: web.Request) -> web.StreamResponse:
     grace = call.options.resume_grace_s or 0.0
     run = await state.runs.create(call.tool, call.arguments, call.options, grace=grace)
     guard.hold_slot(request, run.tool_run)
-    return await follow(request, run.run_id, 0, local=run, hold_back=True)
+    # Where to resume: a browser can hand it to EventSource (with keys it carries the run token).
+    headers = {**SSE_HEADERS, "X-Events-URL": _events_url(request, run.run_id)}
+    return await follow(request, run.run_id, 0, local=run, hold_back=True, headers=headers)
 
 
 async def start_run(request: web.Request) -> web.Response:
@@ -108,11 +110,11 @@ class FollowSession:
 
 
 async def follow(request: web.Request, run_id: str, after: int, *, local: LocalRun | None,
-                 hold_back: bool) -> web.StreamResponse:
+                 hold_back: bool, headers: Mapping[str, str] = SSE_HEADERS) -> web.StreamResponse:
     state = request.app[STATE]
     retry_ms = round(state.settings.retry_ms * random.uniform(1.0, 1.25))
     channel = state.runs.channel_for(run_id, after, retry_ms=retry_ms)
-    response = web.StreamResponse(headers=SSE_HEADERS)
+    response = web.StreamResponse(headers=headers)
     recorder = local.recorder if hold_back and local is not None else None
     forwarder = asyncio.create_task(state.runs.forward(run_id, after, channel, recorder=recorder))
     forwarder.add_done_callback(_finish_channel(channel))
