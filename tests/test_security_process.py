@@ -97,3 +97,15 @@ def test_allow_unauthenticated_starts_with_a_warning() -> None:
         assert _post(port, {"Host": "server.example", "Origin": "http://evil.example"})[0] == 403
     finally:
         stop_server(process)
+
+
+def test_the_checker_uses_its_key() -> None:
+    process, url = spawn_server("--simulated-tokens-per-s", "2000", "--api-key", KEY)
+    try:
+        command = [sys.executable, "-m", "rhetor_stream.check", "--url", url, "--test", "basic", "--quiet"]
+        refused = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 1 and "missing_api_key" in refused.stdout
+        passed = subprocess.run([*command, "--api-key", KEY], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert passed.returncode == 0, passed.stdout + passed.stderr
+    finally:
+        stop_server(process)
