@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
@@ -129,9 +130,9 @@ CHECKS: dict[str, Callable[[StreamClient, bool], Awaitable[list[str]]]] = {
     "basic": check_basic, "specialist": check_specialist, "team": check_team}
 
 
-async def run(url: str, names: list[str], *, quiet: bool, timeout: float) -> int:
+async def run(url: str, names: list[str], *, quiet: bool, timeout: float, api_key: str | None = None) -> int:
     results: dict[str, list[str]] = {}
-    async with StreamClient(url, timeout=timeout) as client:
+    async with StreamClient(url, timeout=timeout, api_key=api_key) as client:
         for name in names:
             print(f"== {name}", flush=True)
             try:
@@ -158,9 +159,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--test", choices=[*CHECKS, "all"], default="all", help="which check to run (default: all)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a stream may stay silent")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    parser.add_argument("--api-key", default=os.environ.get("RHETOR_CHECK_API_KEY"),
+                        help="API key of a server that needs one [env RHETOR_CHECK_API_KEY]")
     args = parser.parse_args(argv)
     names = list(CHECKS) if args.test == "all" else [args.test]
-    raise SystemExit(asyncio.run(run(args.url, names, quiet=args.quiet, timeout=args.timeout)))
+    raise SystemExit(asyncio.run(run(args.url, names, quiet=args.quiet, timeout=args.timeout,
+                                     api_key=args.api_key)))
 
 
 if __name__ == "__main__":

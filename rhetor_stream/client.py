@@ -43,8 +43,10 @@ class StreamClientError(Exception):
 
 class StreamClient:
     def __init__(self, base_url: str, *, session: aiohttp.ClientSession | None = None,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, api_key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        # Sent on every request, resumes included (a server with keys needs it everywhere).
+        self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._own_session = session is None
         # No total timeout by default: a stream may rightly last long; `timeout` bounds silence.
         self._timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout)
@@ -87,7 +89,7 @@ class StreamClient:
         cut: BaseException | None = None
         try:
             async with self.session.post(self.base_url + API + "/stream", json=body,
-                                         headers={"Accept": "text/event-stream"}) as response:
+                                         headers={"Accept": "text/event-stream", **self._auth}) as response:
                 await _raise_for_status(response)
                 async for event in _read(response, position):
                     yield event
@@ -113,7 +115,7 @@ class StreamClient:
 
     async def _events(self, run_id: str, last_event_id: str | None,
                       position: _Position) -> AsyncIterator[StreamEvent]:
-        headers = {"Accept": "text/event-stream"}
+        headers = {"Accept": "text/event-stream", **self._auth}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
         async with self.session.get(f"{self.base_url}{API}/runs/{run_id}/events", headers=headers) as response:
@@ -157,12 +159,13 @@ class StreamClient:
         return await self._json("GET", "/tools")  # type: ignore[no-any-return]
 
     async def health(self) -> dict[str, Any]:
-        async with self.session.get(self.base_url + "/health") as response:
+        async with self.session.get(self.base_url + "/health", headers=self._auth) as response:
             await _raise_for_status(response)
             return await response.json()  # type: ignore[no-any-return]
 
     async def _json(self, method: str, path: str, body: Any = None) -> Any:
-        async with self.session.request(method, self.base_url + API + path, json=body) as response:
+        async with self.session.request(method, self.base_url + API + path, json=body,
+                                        headers=self._auth) as response:
             await _raise_for_status(response)
             return await response.json()
 

@@ -7,6 +7,7 @@ the usual one: a command-line flag beats its environment variable, which beats t
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,8 @@ import attrs
 ENV_PREFIX = "RHETOR_"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 PROVIDERS = ("simulated", "openai", "anthropic", "ollama")
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,
+             "off": False}
 
 
 class SettingsError(ValueError):
@@ -59,6 +62,13 @@ def _event_store(instance: Any, attribute: attrs.Attribute[Any], value: str) -> 
                             f"got {value!r}")
 
 
+def _api_keys(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    # A key travels in an `Authorization: Bearer` header: visible ASCII only, no spaces.
+    for key in value:
+        if not key or not key.isascii() or not key.isprintable() or " " in key:
+            raise SettingsError(f"{_names(attribute)}: a key must be visible ASCII characters without spaces")
+
+
 def _names(attribute: attrs.Attribute[Any]) -> str:
     return f"--{attribute.name.replace('_', '-')} ({ENV_PREFIX}{attribute.name.upper()})"
 
@@ -74,6 +84,33 @@ class Settings:
     cors_origin: tuple[str, ...] = _setting((), "origin allowed to call the API from a browser "
                                             "(repeatable; comma-separated in the variable)",
                                             repeatable=True, converter=tuple)
+    # Security (see SECURITY.md).
+    api_key: tuple[str, ...] = _setting((), "API key clients must send as 'Authorization: Bearer KEY' on "
+                                        "/api/... (repeatable; comma-separated in the variable)",
+                                        env=("RHETOR_API_KEYS",), secret=True, repeatable=True,
+                                        converter=tuple, validator=_api_keys, repr=False)
+    api_key_file: Path | None = _setting(None, "file with one API key, or one sha256:HEX hash of a key, "
+                                         "per line ('#' starts a comment)",
+                                         converter=attrs.converters.optional(Path))
+    allowed_host: tuple[str, ...] = _setting((), "Host name accepted besides localhost, 127.0.0.1 and "
+                                             "[::1], e.g. behind a reverse proxy; '*' accepts any "
+                                             "(repeatable; comma-separated in the variable)",
+                                             repeatable=True, converter=tuple)
+    allow_unauthenticated: bool = _setting(False, "serve a non-loopback address without any API key "
+                                           "(anyone who reaches the port runs tools)")
+    capability_secret: str = _setting("", "secret that signs the run tokens in events URLs; unset: one kept "
+                                      "in the redis event store (so every process using it agrees), or a "
+                                      "random one per process with the memory store", secret=True, repr=False)
+    capability_ttl: float = _setting(86400.0, "seconds a run token in an events URL stays valid",
+                                     validator=_positive)
+    key_max_concurrent_runs: int = _setting(0, "runs one API key (or, without keys, all clients) may "
+                                            "have going at once in a process; 0: no limit",
+                                            validator=_non_negative)
+    key_max_runs_per_minute: int = _setting(0, "runs one API key may start per minute in a process; "
+                                            "0: no limit", validator=_non_negative)
+    key_max_tokens: int = _setting(0, "most LLM tokens one request may ask for (a specialist's max_tokens; "
+                                   "a team chat's rounds x specialists); 0: no limit",
+                                   validator=_non_negative)
     # Stream machinery limits.
     max_body_bytes: int = _setting(1024 * 1024, "largest accepted request body in bytes", validator=_positive)
     queue_size: int = _setting(256, "events buffered per stream before the tool waits for the client",
@@ -138,11 +175,21 @@ class Settings:
                                          validator=_positive)
 
     def __attrs_post_init__(self) -> None:
+        if not (self.api_key or self.api_key_file or self.allow_unauthenticated or is_loopback(self.host)):
+            raise SettingsError(
+                f"--host {self.host} serves other machines, but no --api-key or --api-key-file is set: "
+                "anyone who reaches the port could run tools; set a key, or --allow-unauthenticated "
+                "if that is on purpose")
         if self.workers > 1 and self.event_store == "memory":
             raise SettingsError(
                 "--workers above 1 needs --event-store redis://...: with the memory store each process "
                 "knows only its own runs, so a client resuming or cancelling through another process "
                 "would find nothing")
+
+    @property
+    def exposed(self) -> bool:
+        """Serving other machines without a key (on purpose: --allow-unauthenticated)."""
+        return not (self.api_key or self.api_key_file or is_loopback(self.host))
 
     @property
     def log_level_number(self) -> int:
@@ -169,6 +216,16 @@ class Settings:
             raise SettingsError(str(exc)) from None
 
 
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (a bind address or a Host name)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _env_names(field: attrs.Attribute[Any]) -> tuple[str, ...]:
     return (ENV_PREFIX + field.name.upper(), *field.metadata.get("env", ()))
 
@@ -183,6 +240,10 @@ def _from_env(field: attrs.Attribute[Any], environ: Mapping[str, str]) -> str | 
 def _convert(field: attrs.Attribute[Any], raw: str) -> Any:
     """Turn a variable's text into the field's type, with an error naming the variable."""
     kind = _kind(field)
+    if kind is bool:
+        if raw.strip().lower() not in _BOOLEANS:
+            raise SettingsError(f"{_env_names(field)[0]} must be true or false, got {raw!r}")
+        return _BOOLEANS[raw.strip().lower()]
     if kind is tuple:
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     if kind in (int, float):
@@ -195,7 +256,7 @@ def _convert(field: attrs.Attribute[Any], raw: str) -> Any:
 
 def _kind(field: attrs.Attribute[Any]) -> type:
     annotation = str(field.type)
-    for name, kind in (("tuple", tuple), ("int", int), ("float", float)):
+    for name, kind in (("tuple", tuple), ("int", int), ("float", float), ("bool", bool)):
         if annotation.startswith(name):
             return kind
     return str
@@ -219,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
         kind = _kind(field)
         if field.metadata["repeatable"]:
             options["action"] = "append"
+        elif kind is bool:
+            options["action"] = "store_const"
+            options["const"] = True
         elif kind in (int, float):
             options["type"] = kind
             options["metavar"] = "N"

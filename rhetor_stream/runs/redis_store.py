@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import functools
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
@@ -200,6 +201,17 @@ class RedisEventStore(EventStore):
             log.warning("run %s (%s) ended as lost: its server process %s stopped renewing its lease",
                         record.run_id, record.tool_name, record.owner)
         return bool(reaped)
+
+    async def shared_secret(self) -> bytes:
+        """The first process to start puts a random secret in Redis; the others (and later
+        restarts) read that one, so a run token issued by any process is accepted by all."""
+        key = f"{self._prefix}:capability_secret"
+        try:
+            await self._redis.set(key, secrets.token_hex(32), nx=True)
+            value = await self._redis.get(key)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise RuntimeError(self.cannot_reach(exc)) from None
+        return value if isinstance(value, bytes) else str(value).encode()
 
     async def problem(self) -> str | None:
         try:

@@ -8,6 +8,7 @@ the same bytes, whichever process produced them.
 from __future__ import annotations
 
 import abc
+import secrets
 from collections.abc import Callable, Sequence
 
 import attrs
@@ -68,6 +69,11 @@ class EventStore(abc.ABC):
     async def problem(self) -> str | None:
         """Why the store cannot serve runs right now, or None when it can (for `/health`)."""
         return None
+
+    async def shared_secret(self) -> bytes:
+        """A random secret every process using this store agrees on (it signs run tokens); called
+        once at start. A store of one process makes its own."""
+        return secrets.token_bytes(32)
 
     @abc.abstractmethod
     async def create(self, record: RunRecord) -> None: ...

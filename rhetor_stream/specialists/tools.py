@@ -1,13 +1,15 @@
 """The specialist tools, registered in the default registry when this module is imported."""
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Annotated, Any, Literal, Optional
 
 from rhetor_stream.specialists.answer import answer
 from rhetor_stream.specialists.service import SPECIALISTS, SpecialistService
 from rhetor_stream.specialists.team import TeamChat, participants
-from rhetor_stream.tools.registry import Bounds, Known, StreamCallback, ToolContext, mcp_tool, streaming_tool
+from rhetor_stream.specialists.roster import ORCHESTRATOR
+from rhetor_stream.tools.registry import (Bounds, Known, StreamCallback, ToolContext, ToolError, mcp_tool,
+                                          streaming_tool)
 
 MessageType = Literal["chat", "analysis", "coding", "planning", "review"]
 Mode = Literal["round_robin", "parallel"]
@@ -27,6 +29,23 @@ def _service(context: ToolContext) -> SpecialistService:
     return context.app[SPECIALISTS]  # type: ignore[no-any-return]
 
 
+def _one_answer(arguments: Mapping[str, Any], app: Any) -> int:
+    """Token budget of asking one specialist: its max_tokens."""
+    return app[SPECIALISTS].roster[arguments["specialist_id"]].max_tokens  # type: ignore[no-any-return]
+
+
+def _team_chat(arguments: Mapping[str, Any], app: Any) -> int:
+    """Token budget of a team chat: every participant's max_tokens each round, plus the summary."""
+    service: SpecialistService = app[SPECIALISTS]
+    try:
+        speakers = participants(service, arguments.get("specialists"))
+    except ToolError:
+        return 0  # no participant: the tool itself refuses the call
+    summariser = service.roster.get(ORCHESTRATOR)
+    rounds: int = arguments.get("rounds", 2)
+    return rounds * sum(speaker.max_tokens for speaker in speakers) + (summariser.max_tokens if summariser else 0)
+
+
 @mcp_tool(name="ListSpecialists", description="List the AI specialists, their roles, providers and models.",
           tags=("specialists",))
 async def list_specialists(*, _context: ToolContext) -> list[dict[str, Any]]:
@@ -38,7 +57,7 @@ async def list_specialists(*, _context: ToolContext) -> list[dict[str, Any]]:
 
 
 @mcp_tool(name="SendMessageToSpecialist", description="Ask one specialist and return the whole answer.",
-          tags=("specialists",))
+          tags=("specialists",), token_budget=_one_answer)
 async def send_message_to_specialist(specialist_id: SpecialistId, message: str, message_type: MessageType = "chat",
                                      conversation_id: Optional[str] = None, *,
                                      _context: ToolContext) -> dict[str, Any]:
@@ -49,7 +68,7 @@ async def send_message_to_specialist(specialist_id: SpecialistId, message: str, 
 
 @mcp_tool(name="SendMessageToSpecialistStream",
           description="Ask one specialist and stream the answer in chunks (stream_options.chunk_size).",
-          tags=("specialists", "streaming"))
+          tags=("specialists", "streaming"), token_budget=_one_answer)
 @streaming_tool
 async def send_message_to_specialist_stream(specialist_id: SpecialistId, message: str,
                                             message_type: MessageType = "chat",
@@ -81,7 +100,7 @@ async def send_message_to_specialist_stream(specialist_id: SpecialistId, message
 
 
 @mcp_tool(name="OrchestrateTeamChat", description="Let specialists discuss a topic; return the transcript.",
-          tags=("specialists",))
+          tags=("specialists",), token_budget=_team_chat)
 async def orchestrate_team_chat(topic: str, specialists: SpecialistIds = None, rounds: Rounds = 2,
                                 mode: Mode = "round_robin", *, _context: ToolContext) -> dict[str, Any]:
     service = _service(_context)
@@ -91,7 +110,7 @@ async def orchestrate_team_chat(topic: str, specialists: SpecialistIds = None, r
 
 @mcp_tool(name="OrchestrateTeamChatStream",
           description="Let specialists discuss a topic, streaming each turn as it is spoken.",
-          tags=("specialists", "streaming"))
+          tags=("specialists", "streaming"), token_budget=_team_chat)
 @streaming_tool
 async def orchestrate_team_chat_stream(topic: str, specialists: SpecialistIds = None, rounds: Rounds = 2,
                                        mode: Mode = "round_robin", *, _stream_callback: StreamCallback,

@@ -28,6 +28,10 @@ _STREAMING_MARK = "__rhetor_streaming__"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: `token_budget(arguments, app)`: the most LLM tokens a call with these (validated) arguments may use,
+#: so a per-request ceiling can refuse it before it starts.
+TokenBudget = Callable[[Mapping[str, Any], Any], int]
+
 
 class StreamCallback(Protocol):
     """`await _stream_callback("chunk", {...})`: send a `progress`, `chunk` or `message` event."""
@@ -116,6 +120,7 @@ class Tool:
     tags: tuple[str, ...] = ()
     _parameters: Mapping[str, _Parameter] = attrs.field(repr=False, alias="parameters")
     _injected: frozenset[str] = attrs.field(repr=False, alias="injected")
+    token_budget: TokenBudget | None = attrs.field(default=None, repr=False)
 
     @property
     def streaming(self) -> bool:
@@ -208,12 +213,14 @@ def streaming_tool(function: F) -> F:
 
 
 def mcp_tool(*, name: str | None = None, description: str | None = None, tags: tuple[str, ...] = (),
-             registry: ToolRegistry | None = None) -> Callable[[F], F]:
-    """Register a function as a tool; the function itself is returned unchanged."""
+             registry: ToolRegistry | None = None, token_budget: TokenBudget | None = None) -> Callable[[F], F]:
+    """Register a function as a tool; the function itself is returned unchanged. A tool that calls
+    LLMs says how many tokens a call may use with `token_budget`."""
 
     def decorate(function: F) -> F:
         target = _default_registry() if registry is None else registry
-        target.register(build_tool(function, name=name, description=description, tags=tags))
+        target.register(build_tool(function, name=name, description=description, tags=tags,
+                                   token_budget=token_budget))
         return function
 
     return decorate
@@ -224,7 +231,7 @@ def _default_registry() -> ToolRegistry:
 
 
 def build_tool(function: Callable[..., Any], *, name: str | None = None, description: str | None = None,
-               tags: tuple[str, ...] = ()) -> Tool:
+               tags: tuple[str, ...] = (), token_budget: TokenBudget | None = None) -> Tool:
     """Describe `function` as a Tool: schema and validation rules from its signature."""
     hints = typing.get_type_hints(function, include_extras=True)
     parameters: dict[str, _Parameter] = {}
@@ -260,7 +267,7 @@ def build_tool(function: Callable[..., Any], *, name: str | None = None, descrip
     doc = inspect.getdoc(function) or ""
     return Tool(name=name or function.__name__, description=description or doc.split("\n\n")[0],
                 function=function, input_schema=input_schema, tags=tuple(tags),
-                parameters=parameters, injected=frozenset(injected))
+                parameters=parameters, injected=frozenset(injected), token_budget=token_budget)
 
 
 _JSON_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean",

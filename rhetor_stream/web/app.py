@@ -15,7 +15,7 @@ from rhetor_stream.settings import Settings
 from rhetor_stream.stream.supervisor import StreamSupervisor
 from rhetor_stream.tools.registry import ToolRegistry, registry
 from rhetor_stream.stream.run import Activity
-from rhetor_stream.web import handlers, runs
+from rhetor_stream.web import guard, handlers, runs
 from rhetor_stream.web.errors import error_middleware
 from rhetor_stream.web.state import STATE, AppState
 
@@ -31,7 +31,8 @@ def static_dir() -> Path:
 
 def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None = None) -> web.Application:
     settings = settings or Settings()
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[error_middleware, guard.security_middleware],
+                          client_max_size=settings.max_body_bytes)
     supervisor = StreamSupervisor(poll=settings.disconnect_poll, send_timeout=settings.send_timeout,
                                   heartbeat=settings.heartbeat)
     activity = Activity()
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
                           static_dir=static_dir(), runs=manager, activity=activity)
     specialists.setup(app, settings)
     app.cleanup_ctx.append(_supervise)
+    guard.setup(app, settings)  # after _supervise: the run-token secret may come from the store
     app.on_shutdown.append(_end_streams)
 
     api_routes = [

@@ -17,6 +17,7 @@ from rhetor_stream.stream.session import CallSession, StreamSession
 from rhetor_stream.tools.builtin import STREAM_TEST_TOOL
 from rhetor_stream.tools.registry import ToolContext, ToolError
 from rhetor_stream.web.errors import ApiError, json_response
+from rhetor_stream.web.guard import authenticated
 from rhetor_stream.web.requests import read_tool_call
 from rhetor_stream.web.sse import SSE_HEADERS
 from rhetor_stream.web.state import STATE
@@ -116,7 +117,8 @@ async def list_tools(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     """503 while the event store is unreachable: every tool call needs it, so a load balancer
-    should send requests elsewhere."""
+    should send requests elsewhere. Open to anyone (a load balancer sends no key); when the server
+    needs a key, a caller without one is told the status only."""
     state = request.app[STATE]
     activity = state.activity
     problem = await state.runs.store.problem()
@@ -125,6 +127,8 @@ async def health(request: web.Request) -> web.Response:
             "version": __version__, "pid": os.getpid()}
     if problem is not None:
         body["problem"] = problem
+    if not authenticated(request):
+        body = {"status": body["status"]}
     return json_response(body, status=200 if problem is None else 503)
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from rhetor_stream.stream.run import StreamOptions
 from rhetor_stream.tools.registry import ArgumentError, Tool, ToolRegistry
 from rhetor_stream.web.errors import ApiError
+from rhetor_stream.web.guard import check_token_budget
 from rhetor_stream.web.state import STATE
 
 
@@ -58,4 +59,5 @@ async def read_tool_call(request: web.Request, tools: ToolRegistry) -> ToolCall:
         options = StreamOptions.parse(body.get("stream_options"))
     except ArgumentError as exc:
         raise ApiError(400, exc.code, exc.message, argument=exc.argument, tool_name=name) from None
+    check_token_budget(request, tool, arguments)
     return ToolCall(tool, arguments, options)

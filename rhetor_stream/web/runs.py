@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 
 from aiohttp import ClientConnectionResetError, web
@@ -13,6 +13,7 @@ from rhetor_stream.runs import id_prefix
 from rhetor_stream.runs.manager import LocalRun
 from rhetor_stream.runs.store import FINAL_STATUSES, StoreUnavailable
 from rhetor_stream.stream.channel import EventChannel
+from rhetor_stream.web import guard
 from rhetor_stream.web.errors import ApiError, json_response
 from rhetor_stream.web.requests import read_tool_call
 from rhetor_stream.web.sse import SSE_HEADERS
@@ -26,13 +27,20 @@ def events_url(run_id: str) -> str:
     return f"{API}/runs/{run_id}/events"
 
 
+def _events_url(request: web.Request, run_id: str) -> str:
+    return guard.with_run_token(request, events_url(run_id), run_id)
+
+
 async def stream_as_run(request: web.Request) -> web.StreamResponse:
     """POST /api/mcp/v2/stream: a run whose first subscriber is this request."""
     state = request.app[STATE]
     call = await read_tool_call(request, state.tools)
     grace = call.options.resume_grace_s or 0.0
     run = await state.runs.create(call.tool, call.arguments, call.options, grace=grace)
-    return await follow(request, run.run_id, 0, local=run, hold_back=True)
+    guard.hold_slot(request, run.tool_run)
+    # Where to resume: a browser can hand it to EventSource (with keys it carries the run token).
+    headers = {**SSE_HEADERS, "X-Events-URL": _events_url(request, run.run_id)}
+    return await follow(request, run.run_id, 0, local=run, hold_back=True, headers=headers)
 
 
 async def start_run(request: web.Request) -> web.Response:
@@ -40,7 +48,8 @@ async def start_run(request: web.Request) -> web.Response:
     state = request.app[STATE]
     call = await read_tool_call(request, state.tools)
     run = await state.runs.create(call.tool, call.arguments, call.options, grace=None)
-    return json_response({"run_id": run.run_id, "events_url": events_url(run.run_id),
+    guard.hold_slot(request, run.tool_run)
+    return json_response({"run_id": run.run_id, "events_url": _events_url(request, run.run_id),
                           "status_url": f"{API}/runs/{run.run_id}"}, status=202)
 
 
@@ -63,7 +72,7 @@ async def run_status(request: web.Request) -> web.Response:
                        f"{state.settings.run_retention:g} s)", run_id=run_id)
     return json_response({"run_id": run_id, "tool_name": record.tool_name, "status": record.status,
                           "created": record.created, "finished": record.finished,
-                          "events_url": events_url(run_id)})
+                          "events_url": _events_url(request, run_id)})
 
 
 async def cancel_run(request: web.Request) -> web.Response:
@@ -101,11 +110,11 @@ class FollowSession:
 
 
 async def follow(request: web.Request, run_id: str, after: int, *, local: LocalRun | None,
-                 hold_back: bool) -> web.StreamResponse:
+                 hold_back: bool, headers: Mapping[str, str] = SSE_HEADERS) -> web.StreamResponse:
     state = request.app[STATE]
     retry_ms = round(state.settings.retry_ms * random.uniform(1.0, 1.25))
     channel = state.runs.channel_for(run_id, after, retry_ms=retry_ms)
-    response = web.StreamResponse(headers=SSE_HEADERS)
+    response = web.StreamResponse(headers=headers)
     recorder = local.recorder if hold_back and local is not None else None
     forwarder = asyncio.create_task(state.runs.forward(run_id, after, channel, recorder=recorder))
     forwarder.add_done_callback(_finish_channel(channel))

@@ -1,15 +1,18 @@
-"""The interactive page in real Chromium: the test stream, a specialist, a team chat, Stop, and a
-resumable run that survives a cut connection through EventSource's own reconnect."""
+"""The interactive page in real Chromium: the test stream, a specialist, a team chat, Stop, a
+resumable run that survives a cut connection through EventSource's own reconnect, and all of it
+against a server that needs an API key."""
 from __future__ import annotations
 
 import json
 import time
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.browser.conftest import ARTIFACTS
+from tests.conftest import spawn_server, stop_server
 from tests.proxy import CuttingProxy
 
 pytestmark = pytest.mark.browser
@@ -100,3 +103,58 @@ def test_resumable_run_survives_a_cut_connection(browser: Any, server: str) -> N
         numbers = [int(event_id.rsplit("-", 1)[1]) for event_id in ids]
         assert numbers == list(range(1, len(numbers) + 1))
         page.close()
+
+
+KEY = "browser-key-0123456789"
+
+
+@pytest.fixture
+def keyed_server() -> Iterator[str]:
+    process, url = spawn_server("--simulated-tokens-per-s", "300", "--retry-ms", "300", "--api-key", KEY)
+    yield url
+    stop_server(process)
+
+
+def test_a_server_that_needs_a_key(browser: Any, keyed_server: str) -> None:
+    page = browser.new_page()
+    page.goto(keyed_server + "/")
+    page.wait_for_selector("#key-panel:not([hidden])")
+    assert page.inner_text("#status") == "API key needed"
+    page.fill("#api-key", "wrong-key")
+    page.click("[data-testid=use-key]")
+    page.wait_for_selector("#key-panel:not([hidden])")  # asked again
+    assert "invalid_api_key" in page.inner_text("#error")
+    page.fill("#api-key", KEY)
+    page.click("[data-testid=use-key]")
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.evaluate("sessionStorage.getItem('rhetor_stream.api_key')") == KEY
+
+    # The test stream (EventSource cannot send the key: the page reads it with fetch).
+    page.fill("#test-count", "3")
+    page.fill("#test-interval", "20")
+    page.click("[data-testid=test-stream]")
+    wait_state(page, "complete")
+    assert page.inner_text("#chunk-count") == "3"
+
+    # A streamed specialist answer (POST /stream with the key).
+    page.select_option("#tool", "SendMessageToSpecialistStream")
+    page.select_option("#arg-specialist_id", "planner")
+    page.fill("#arg-message", "Plan a launch")
+    page.click("[data-testid=run]")
+    wait_state(page, "complete")
+    assert "Simulated provider" in page.inner_text("#answer")
+
+    # A resumable run: EventSource opens the events URL through the run token it carries.
+    page.select_option("#tool", "StreamText")
+    page.fill("#arg-text", "One sentence. Another one.")
+    page.fill("#arg-delay_ms", "10")
+    page.check("#detached")
+    page.click("[data-testid=run]")
+    wait_state(page, "complete")
+    assert page.inner_text("#answer") == "One sentence. Another one."
+
+    # The key stays for this tab: a reload needs no new prompt.
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.is_hidden("#key-panel")
+    page.close()

@@ -1,0 +1,171 @@
+"""The security checks every request passes before a handler runs (see SECURITY.md).
+
+In order: the `Host` header (421, DNS rebinding) and the `Origin` header (403, other web pages), then
+the API key on `/api/...` and `/mcp` (401; a run's events also open with the run token of its events
+URL, since `EventSource` cannot send headers), then the per-key limits on requests that start work
+(429). All of it happens before any tool runs or any byte of a stream is sent.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+from aiohttp import hdrs, web
+
+from rhetor_stream.security.capability import Capabilities
+from rhetor_stream.security.hosts import HostPolicy
+from rhetor_stream.security.keys import KeyRing, bearer_token
+from rhetor_stream.security.limits import ANONYMOUS, KeyLimiter, Refusal, Slot
+from rhetor_stream.settings import Settings
+from rhetor_stream.stream.run import ToolRun
+from rhetor_stream.tools.registry import Tool
+from rhetor_stream.web.errors import ApiError, Handler, error_response
+from rhetor_stream.web.state import STATE
+
+log = logging.getLogger("rhetor_stream.security")
+
+_SLOT = web.RequestKey("rhetor_stream_slot", Slot)
+_IDENTITY = web.RequestKey("rhetor_stream_key", str)  # the id of a valid key (never the key)
+
+
+@attrs.define(eq=False)
+class Guard:
+    keys: KeyRing
+    hosts: HostPolicy
+    limiter: KeyLimiter
+    capability_secret: bytes
+    capability_ttl: float
+    capabilities: Capabilities | None = None  # set at start, once the secret is known
+    holding: set[asyncio.Future[None]] = attrs.Factory(set)  # runs' slot releases
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Guard:
+        return cls(keys=KeyRing.load(settings.api_key, settings.api_key_file),
+                   hosts=HostPolicy.build(settings.host, settings.allowed_host, settings.cors_origin),
+                   limiter=KeyLimiter(concurrent=settings.key_max_concurrent_runs,
+                                      per_minute=settings.key_max_runs_per_minute,
+                                      max_tokens=settings.key_max_tokens),
+                   capability_secret=settings.capability_secret.encode(),
+                   capability_ttl=settings.capability_ttl)
+
+
+GUARD = web.AppKey("rhetor_stream_guard", Guard)
+
+
+def setup(app: web.Application, settings: Settings) -> None:
+    """Read the keys now (a bad key file stops start-up with a clear message); at start, settle the
+    secret that signs run tokens (the setting, else one shared through the event store)."""
+    guard = Guard.from_settings(settings)
+    app[GUARD] = guard
+    if settings.exposed:
+        log.warning("serving %s without an API key (--allow-unauthenticated): anyone who can reach the "
+                    "port can run tools and spend the LLM budget", settings.host)
+
+    async def settle_secret(app: web.Application) -> None:
+        secret = guard.capability_secret or await app[STATE].runs.store.shared_secret()
+        guard.capabilities = Capabilities(secret, guard.capability_ttl)
+
+    app.on_startup.append(settle_secret)
+
+
+@web.middleware
+async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    guard = request.app[GUARD]
+    host = request.headers.get(hdrs.HOST)
+    problem = guard.hosts.host_problem(host)
+    if problem is not None:
+        return error_response(421, "host_not_allowed", problem)
+    problem = guard.hosts.origin_problem(request.headers.get(hdrs.ORIGIN), host)
+    if problem is not None:
+        return error_response(403, "origin_not_allowed", problem)
+    identity = _identify(request, guard)
+    if isinstance(identity, web.Response):
+        return identity
+    if identity is not None:
+        request[_IDENTITY] = identity
+    if not (guard.limiter.counts_runs and request.method == "POST" and _protected(request)):
+        return await handler(request)
+    admitted = guard.limiter.admit(identity or ANONYMOUS)
+    if isinstance(admitted, Refusal):
+        response = error_response(429, "rate_limited", admitted.message, limit=admitted.limit)
+        if admitted.retry_after is not None:
+            response.headers[hdrs.RETRY_AFTER] = str(admitted.retry_after)
+        return response
+    request[_SLOT] = admitted
+    try:
+        return await handler(request)
+    finally:
+        slot = request.pop(_SLOT, None)
+        if slot is not None:  # no run took it over (/process, or the request failed)
+            slot.release()
+
+
+def _identify(request: web.Request, guard: Guard) -> str | None | web.Response:
+    """The caller's key id (None without keys, or without a key where none is needed), or the 401."""
+    if not guard.keys.enabled:
+        return None
+    presented = bearer_token(request.headers.get(hdrs.AUTHORIZATION))
+    identity = guard.keys.identify(presented) if presented else None
+    if identity is not None or not _protected(request) or request.method == hdrs.METH_OPTIONS:
+        return identity  # CORS preflights carry no credentials by design
+    if presented:
+        return _unauthorized("invalid_api_key", "the API key is not valid", error="invalid_token")
+    token = request.query.get("token")
+    run_id = request.match_info.get("run_id")
+    if token and run_id and request.method == hdrs.METH_GET and request.path.endswith("/events"):
+        assert guard.capabilities is not None
+        problem = guard.capabilities.problem(run_id, token)
+        if problem is None:
+            return f"run-{run_id}"
+        return _unauthorized("invalid_run_token", problem, error="invalid_token")
+    return _unauthorized("missing_api_key", "this server needs an API key: send 'Authorization: Bearer KEY'")
+
+
+def _protected(request: web.Request) -> bool:
+    path = request.path
+    return path.startswith("/api/") or path == "/mcp" or path.startswith("/mcp/")
+
+
+def _unauthorized(code: str, message: str, *, error: str | None = None) -> web.Response:
+    response = error_response(401, code, message)
+    challenge = 'Bearer realm="rhetor_stream"'
+    response.headers[hdrs.WWW_AUTHENTICATE] = challenge + (f', error="{error}"' if error else "")
+    return response
+
+
+def authenticated(request: web.Request) -> bool:
+    """True when the API is open, or the request carried a valid key (for what /health may say)."""
+    return not request.app[GUARD].keys.enabled or request.get(_IDENTITY) is not None
+
+
+def with_run_token(request: web.Request, path: str, run_id: str) -> str:
+    """A run's events URL; with keys, it carries the run token an `EventSource` needs."""
+    guard = request.app[GUARD]
+    if not guard.keys.enabled:
+        return path
+    assert guard.capabilities is not None
+    return f"{path}?token={guard.capabilities.issue(run_id)}"
+
+
+def hold_slot(request: web.Request, run: ToolRun) -> None:
+    """The run started by this request counts against its key's limits until it ends."""
+    slot = request.pop(_SLOT, None)
+    if slot is None:
+        return
+    guard = request.app[GUARD]
+    waiter = asyncio.ensure_future(run.wait_closed())
+    guard.holding.add(waiter)
+    waiter.add_done_callback(guard.holding.discard)
+    waiter.add_done_callback(lambda _: slot.release())
+
+
+def check_token_budget(request: web.Request, tool: Tool, arguments: Mapping[str, Any]) -> None:
+    """429 before the run when one call may use more LLM tokens than `--key-max-tokens`."""
+    if tool.token_budget is None:
+        return
+    refusal = request.app[GUARD].limiter.token_refusal(tool.token_budget(arguments, request.app))
+    if refusal is not None:
+        raise ApiError(429, "rate_limited", refusal.message, limit=refusal.limit, tool_name=tool.name)
