@@ -28,7 +28,8 @@ class Capabilities:
     def problem(self, run_id: str, token: str) -> str | None:
         """Why `token` does not open `run_id`'s events, or None when it does."""
         raw_expires, _, signature = token.partition(".")
-        if not raw_expires.isdigit() or not signature:
+        # ASCII digits only, and no more than a time can have: `int()` refuses '²' and 5,000 digits.
+        if not (raw_expires.isascii() and raw_expires.isdigit() and len(raw_expires) <= 16) or not signature:
             return "the run token is malformed"
         expires = int(raw_expires)
         if not hmac.compare_digest(signature.encode(), self._sign(run_id, expires).encode()):
