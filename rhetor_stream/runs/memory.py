@@ -70,9 +70,19 @@ class MemoryEventStore(EventStore):
         cost = _cost(event)
         log.size += cost
         self._total += cost
-        if self._over_budget():
+        over_budget = self._over_budget()
+        if over_budget:
             self._purge()
-        # The bounds drop the oldest events; a subscriber that far behind is told so (EventsExpired).
+        if over_budget or log.size - RUN_COST > self._max_bytes or len(log.events) - log.dropped > self._max_events:
+            self._trim(log)
+        changed = log.changed
+        if changed is not None:
+            log.changed = None
+            if not changed.done():
+                changed.set_result(None)
+
+    def _trim(self, log: _Log) -> None:
+        """Drop the oldest events past the bounds; a subscriber that far behind is told so (EventsExpired)."""
         while len(log.events) - log.dropped > 1 and (
                 len(log.events) - log.dropped > self._max_events or log.size - RUN_COST > self._max_bytes
                 or self._over_budget()):
@@ -83,9 +93,6 @@ class MemoryEventStore(EventStore):
         if log.dropped > len(log.events) // 2:
             del log.events[:log.dropped]
             log.dropped = 0
-        if log.changed is not None and not log.changed.done():
-            log.changed.set_result(None)
-        log.changed = None
 
     def end(self, run_id: str, status: str) -> None:
         log = self._logs.get(run_id)
