@@ -32,8 +32,9 @@ def events(count: int, size: int) -> Iterator[tuple[str, dict[str, Any]]]:
     for index in range(count):
         yield "chunk", {"content": {"content": content, "index": index,
                                     "progress": round(100 * (index + 1) / count, 2)}}
-    yield "complete", {"result": {"chunks": count}, "execution_time": time.monotonic() - started,
-                       "timestamp": time.time()}
+    elapsed = time.monotonic() - started
+    yield "complete", {"result": {"chunks": count}, "execution_time": elapsed, "timestamp": time.time(),
+                       "message": f"stream_test completed in {elapsed:.2f} s"}
     yield "disconnect", {"message": "Stream complete", "timestamp": time.time()}
 
 

@@ -20,8 +20,8 @@ SHAPES: dict[str, tuple[str, ...]] = {
     "connected": ("run_id", "tool_name", "timestamp", "message"),
     "progress": ("stage", "percentage", "message", "elapsed"),
     "chunk": ("content",),
-    "message": ("speaker", "content", "round"),
-    "complete": ("result", "execution_time", "timestamp"),
+    "message": ("speaker", "name", "content", "round"),
+    "complete": ("result", "execution_time", "timestamp", "message"),
     "error": ("error", "code", "tool_name", "timestamp"),
     "disconnect": ("message", "timestamp"),
 }

@@ -40,7 +40,7 @@ def test_problems_are_found() -> None:
     from rhetor_stream.client import StreamEvent
 
     good = [StreamEvent("connected", "r-1", {"run_id": "r", "tool_name": "t", "timestamp": "", "message": ""}),
-            StreamEvent("complete", "r-2", {"result": 1, "execution_time": 0.1, "timestamp": ""}),
+            StreamEvent("complete", "r-2", {"result": 1, "execution_time": 0.1, "timestamp": "", "message": ""}),
             StreamEvent("disconnect", "r-3", {"message": "", "timestamp": ""})]
     assert problems(good) == []
     assert any("strictly increasing" in p for p in problems([good[0], good[2], good[1]]))

@@ -5,7 +5,7 @@ from typing import Annotated, Literal, Optional
 
 import pytest
 
-from rhetor_stream.tools import ArgumentError, Bounds, Known, StreamCallback, ToolRegistry, mcp_tool, streaming_tool
+from rhetor_stream.tools import Alias, ArgumentError, Bounds, Known, StreamCallback, ToolRegistry, mcp_tool, streaming_tool
 
 tools = ToolRegistry()
 
@@ -121,3 +121,11 @@ def test_bounds_on_a_list_count_its_items() -> None:
         assert caught.value.argument == "choices" and problem in caught.value.message
     assert tool.validate({"choices": ["a"]}) == {"choices": ["a"]}
     assert tool.validate({"choices": None}) == {"choices": None}
+
+
+def test_an_alias_needs_an_optional_parameter() -> None:
+    async def tool(name: Annotated[str, Alias("old_name")]) -> str:
+        return name
+
+    with pytest.raises(TypeError, match="'name' is required"):
+        mcp_tool(registry=ToolRegistry())(tool)

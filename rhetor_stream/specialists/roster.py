@@ -30,6 +30,7 @@ class Specialist:
     system_prompt: str
     provider: str = ""  # empty: the server's --provider
     model: str = ""  # empty: the provider's default model
+    component: str = ""  # the part of the system it speaks for (ListAISpecialists' filter_by_component)
     temperature: float = 0.7
     max_tokens: int = 1024
 

@@ -1,4 +1,8 @@
-"""The specialist tools, registered in the default registry when this module is imported."""
+"""The specialist tools, registered in the default registry when this module is imported.
+
+They also answer to the original Rhetor's names and arguments (`ListAISpecialists`, `context_id`,
+`max_rounds`, `filter_by_*`), so a client written against it works unmodified.
+"""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
@@ -7,13 +11,16 @@ from typing import Annotated, Any, Literal, Optional
 from rhetor_stream.specialists.answer import answer
 from rhetor_stream.specialists.service import SPECIALISTS, SpecialistService
 from rhetor_stream.specialists.team import TeamChat, participants
-from rhetor_stream.specialists.roster import ORCHESTRATOR
-from rhetor_stream.tools.registry import (Bounds, Known, StreamCallback, ToolContext, ToolError, mcp_tool,
+from rhetor_stream.tools.registry import (Alias, Bounds, Known, StreamCallback, ToolContext, ToolError, mcp_tool,
                                           streaming_tool)
 
-MessageType = Literal["chat", "analysis", "coding", "planning", "review"]
+MessageType = Literal["chat", "analysis", "coding", "planning", "review", "coordination", "task_assignment"]
 Mode = Literal["round_robin", "parallel"]
-Rounds = Annotated[int, Bounds(ge=1, le=10)]
+Style = Literal["collaborative", "directive", "exploratory"]
+Rounds = Annotated[int, Bounds(ge=1, le=10), Alias("max_rounds")]
+ConversationId = Annotated[Optional[str], Alias("context_id")]
+# Every specialist in the roster is served: there is no other status (the original had more).
+STATUS = "active"
 
 
 def _roster(app: Any) -> Collection[str]:
@@ -35,31 +42,43 @@ def _one_answer(arguments: Mapping[str, Any], app: Any) -> int:
 
 
 def _team_chat(arguments: Mapping[str, Any], app: Any) -> int:
-    """Token budget of a team chat: every participant's max_tokens each round, plus the summary."""
+    """Token budget of a team chat: every turn it plans, at its speaker's max_tokens."""
     service: SpecialistService = app[SPECIALISTS]
     try:
         speakers = participants(service, arguments.get("specialists"))
     except ToolError:
         return 0  # no participant: the tool itself refuses the call
-    summariser = service.roster.get(ORCHESTRATOR)
-    rounds: int = arguments.get("rounds", 2)
-    return rounds * sum(speaker.max_tokens for speaker in speakers) + (summariser.max_tokens if summariser else 0)
+    return TeamChat(service, "", speakers, rounds=arguments.get("rounds", 2), mode="round_robin", chunk_size="none",
+                    emit=None, initial_prompt=arguments.get("initial_prompt"),
+                    style=arguments.get("orchestration_style", "collaborative")).token_budget()
 
 
-@mcp_tool(name="ListSpecialists", description="List the AI specialists, their roles, providers and models.",
+def _matches(value: str, wanted: str | None) -> bool:
+    return wanted is None or value.casefold() == wanted.casefold()
+
+
+@mcp_tool(name="ListAISpecialists", description="The original Rhetor's name for ListSpecialists.",
           tags=("specialists",))
-async def list_specialists(*, _context: ToolContext) -> list[dict[str, Any]]:
+@mcp_tool(name="ListSpecialists", description="List the AI specialists, their roles, providers and models; "
+          "optionally only those of one status, role or component.", tags=("specialists",))
+async def list_specialists(status: Annotated[Optional[str], Alias("filter_by_status")] = None,
+                           role: Annotated[Optional[str], Alias("filter_by_type")] = None,
+                           component: Annotated[Optional[str], Alias("filter_by_component")] = None, *,
+                           _context: ToolContext) -> list[dict[str, Any]]:
     service = _service(_context)
     return [{**{key: value for key, value in specialist.describe().items() if key != "system_prompt"},
+             "status": STATUS,
              "provider": service.provider(specialist).name if service.providers else specialist.provider,
              "model": service.model(specialist) if service.providers else specialist.model}
-            for specialist in service.roster.values()]
+            for specialist in service.roster.values()
+            if _matches(STATUS, status) and _matches(specialist.role, role)
+            and _matches(specialist.component, component)]
 
 
 @mcp_tool(name="SendMessageToSpecialist", description="Ask one specialist and return the whole answer.",
           tags=("specialists",), token_budget=_one_answer)
 async def send_message_to_specialist(specialist_id: SpecialistId, message: str, message_type: MessageType = "chat",
-                                     conversation_id: Optional[str] = None, *,
+                                     conversation_id: ConversationId = None, *,
                                      _context: ToolContext) -> dict[str, Any]:
     service = _service(_context)
     return await answer(service, service.specialist(specialist_id), message, message_type=message_type,
@@ -72,7 +91,7 @@ async def send_message_to_specialist(specialist_id: SpecialistId, message: str, 
 @streaming_tool
 async def send_message_to_specialist_stream(specialist_id: SpecialistId, message: str,
                                             message_type: MessageType = "chat",
-                                            conversation_id: Optional[str] = None, *,
+                                            conversation_id: ConversationId = None, *,
                                             _stream_callback: StreamCallback,
                                             _context: ToolContext) -> dict[str, Any]:
     service = _service(_context)
@@ -102,10 +121,13 @@ async def send_message_to_specialist_stream(specialist_id: SpecialistId, message
 @mcp_tool(name="OrchestrateTeamChat", description="Let specialists discuss a topic; return the transcript.",
           tags=("specialists",), token_budget=_team_chat)
 async def orchestrate_team_chat(topic: str, specialists: SpecialistIds = None, rounds: Rounds = 2,
-                                mode: Mode = "round_robin", *, _context: ToolContext) -> dict[str, Any]:
+                                mode: Mode = "round_robin", initial_prompt: Optional[str] = None,
+                                orchestration_style: Style = "collaborative", *,
+                                _context: ToolContext) -> dict[str, Any]:
     service = _service(_context)
     return await TeamChat(service, topic, participants(service, specialists), rounds=rounds, mode=mode,
-                          chunk_size=_context.chunk_size, emit=None).run()
+                          chunk_size=_context.chunk_size, emit=None, initial_prompt=initial_prompt,
+                          style=orchestration_style).run()
 
 
 @mcp_tool(name="OrchestrateTeamChatStream",
@@ -113,8 +135,11 @@ async def orchestrate_team_chat(topic: str, specialists: SpecialistIds = None, r
           tags=("specialists", "streaming"), token_budget=_team_chat)
 @streaming_tool
 async def orchestrate_team_chat_stream(topic: str, specialists: SpecialistIds = None, rounds: Rounds = 2,
-                                       mode: Mode = "round_robin", *, _stream_callback: StreamCallback,
+                                       mode: Mode = "round_robin", initial_prompt: Optional[str] = None,
+                                       orchestration_style: Style = "collaborative", *,
+                                       _stream_callback: StreamCallback,
                                        _context: ToolContext) -> dict[str, Any]:
     service = _service(_context)
     return await TeamChat(service, topic, participants(service, specialists), rounds=rounds, mode=mode,
-                          chunk_size=_context.chunk_size, emit=_stream_callback).run()
+                          chunk_size=_context.chunk_size, emit=_stream_callback, initial_prompt=initial_prompt,
+                          style=orchestration_style).run()

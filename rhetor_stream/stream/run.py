@@ -149,8 +149,11 @@ class ToolRun:
             self._stop_ticking()
             if automatic:
                 await throttle.report("finalizing", 100, f"{tool.name} finished", final=True)
-            self._end(ending("complete", {"result": result, "execution_time": self.execution_time(),
-                                          "timestamp": timestamp()}, "complete"), reason="complete")
+            elapsed = self.execution_time()
+            # `message` is for people: the original Rhetor's clients print it.
+            self._end(ending("complete", {"result": result, "execution_time": elapsed, "timestamp": timestamp(),
+                                          "message": f"{tool.name} completed in {elapsed:.2f} s"}, "complete"),
+                      reason="complete")
         except asyncio.CancelledError:
             # Final frames even for a client that left: a run's log has other readers, and a
             # channel whose client is gone simply never writes them.

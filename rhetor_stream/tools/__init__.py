@@ -1,5 +1,6 @@
 """Tools: the registry and decorators users write tools with, and the built-in diagnostic tools."""
 from rhetor_stream.tools.registry import (
+    Alias,
     ArgumentError,
     Bounds,
     Known,
@@ -14,6 +15,6 @@ from rhetor_stream.tools.registry import (
 )
 
 __all__ = [
-    "ArgumentError", "Bounds", "Known", "StreamCallback", "Tool", "ToolContext", "ToolError", "ToolRegistry",
+    "Alias", "ArgumentError", "Bounds", "Known", "StreamCallback", "Tool", "ToolContext", "ToolError", "ToolRegistry",
     "mcp_tool", "registry", "streaming_tool",
 ]

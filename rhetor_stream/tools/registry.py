@@ -3,7 +3,8 @@
 The input JSON Schema is derived from the signature (type hints and defaults) so the schema a client
 sees and the validation the server applies are one and the same. Parameters whose names start with an
 underscore are injected by the server (`_stream_callback`, `_context`) and never appear in the schema.
-Bounds on numbers are declared with `Annotated[float, Bounds(ge=0)]`.
+Bounds on numbers are declared with `Annotated[float, Bounds(ge=0)]`; another name a client may use
+for a parameter (say, the name an older API gave it) with `Annotated[..., Alias("old_name")]`.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Any, Literal, Protocol, TypeVar, Union, get_args, get_origin
 import attrs
 
 __all__ = [
-    "ArgumentError", "Bounds", "StreamCallback", "Tool", "ToolContext", "ToolError", "ToolRegistry",
+    "Alias", "ArgumentError", "Bounds", "StreamCallback", "Tool", "ToolContext", "ToolError", "ToolRegistry",
     "mcp_tool", "registry", "streaming_tool",
 ]
 
@@ -64,6 +65,15 @@ class Bounds:
 
     ge: float | None = None
     le: float | None = None
+
+
+@attrs.frozen
+class Alias:
+    """Another name of an optional parameter, accepted in calls and shown in the schema as a
+    deprecated property: clients written against an older API keep working unmodified. Giving both
+    names in one call is refused (which one should win would be a guess)."""
+
+    name: str
 
 
 @attrs.frozen
@@ -120,6 +130,7 @@ class Tool:
     tags: tuple[str, ...] = ()
     _parameters: Mapping[str, _Parameter] = attrs.field(repr=False, alias="parameters")
     _injected: frozenset[str] = attrs.field(repr=False, alias="injected")
+    _aliases: Mapping[str, str] = attrs.field(repr=False, alias="aliases", factory=dict)  # alias -> name
     token_budget: TokenBudget | None = attrs.field(default=None, repr=False)
 
     @property
@@ -138,20 +149,29 @@ class Tool:
             arguments = {}
         if not isinstance(arguments, dict):
             raise ArgumentError(None, f"'arguments' must be a JSON object, got {_json_type(arguments)}")
-        unknown = sorted(set(arguments) - set(self._parameters))
+        unknown = sorted(set(arguments) - set(self._parameters) - set(self._aliases))
         if unknown:
             known = ", ".join(self._parameters) or "none"
             raise ArgumentError(unknown[0], f"unknown argument for {self.name} (it takes: {known})")
+        checked: dict[str, Any] = dict(arguments)
+        spelled: dict[str, str] = {}  # errors name the argument as the client spelled it
+        for alias, name in self._aliases.items():
+            if alias in checked:
+                if name in checked:
+                    raise ArgumentError(alias, f"'{alias}' is another name for '{name}'; give only one of them")
+                checked[name] = checked.pop(alias)
+                spelled[name] = alias
         for name, parameter in self._parameters.items():
-            if name in arguments:
-                _check(name, arguments[name], parameter.annotation)
+            if name in checked:
+                given_as = spelled.get(name, name)
+                _check(given_as, checked[name], parameter.annotation)
                 if parameter.bounds is not None:
-                    _check_bounds(name, arguments[name], parameter.bounds)
+                    _check_bounds(given_as, checked[name], parameter.bounds)
                 if parameter.known is not None and app is not None:
-                    parameter.known.check(name, arguments[name], app)
+                    parameter.known.check(given_as, checked[name], app)
             elif parameter.required:
                 raise ArgumentError(name, f"missing required argument of {self.name}")
-        return dict(arguments)
+        return checked
 
     @property
     def wants_context(self) -> bool:
@@ -238,6 +258,7 @@ def build_tool(function: Callable[..., Any], *, name: str | None = None, descrip
     injected: set[str] = set()
     properties: dict[str, Any] = {}
     required: list[str] = []
+    aliases: dict[str, str] = {}
     for parameter in inspect.signature(function).parameters.values():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             raise TypeError(f"tool {function.__qualname__}: *args/**kwargs cannot be described by a schema")
@@ -246,28 +267,38 @@ def build_tool(function: Callable[..., Any], *, name: str | None = None, descrip
             continue
         annotation = hints.get(parameter.name, Any)
         bounds = known = None
+        extras: list[Any] = []
         if get_origin(annotation) is typing.Annotated:
             annotation, *extras = get_args(annotation)
             bounds = next((extra for extra in extras if isinstance(extra, Bounds)), None)
             known = next((extra for extra in extras if isinstance(extra, Known)), None)
         is_required = parameter.default is parameter.empty
+        other_names = [extra.name for extra in extras if isinstance(extra, Alias)]
+        if other_names and is_required:
+            raise TypeError(f"tool {function.__qualname__}: an Alias needs an optional parameter "
+                            f"({parameter.name!r} is required)")
         parameters[parameter.name] = _Parameter(annotation, is_required, bounds, known)
         schema = _schema(annotation)
         if bounds is not None:
             low, high = ("minItems", "maxItems") if _takes_list(annotation) else ("minimum", "maximum")
             schema.update({key: value for key, value in ((low, bounds.ge), (high, bounds.le))
                            if value is not None})
+        alias_schema = {**schema, "deprecated": True, "description": f"Deprecated: another name for "
+                        f"'{parameter.name}'"}
         if is_required:
             required.append(parameter.name)
         else:
             schema["default"] = parameter.default
         properties[parameter.name] = schema
+        for alias in other_names:
+            aliases[alias] = parameter.name
+            properties[alias] = alias_schema
     input_schema = {"type": "object", "properties": properties, "required": required,
                     "additionalProperties": False}
     doc = inspect.getdoc(function) or ""
     return Tool(name=name or function.__name__, description=description or doc.split("\n\n")[0],
                 function=function, input_schema=input_schema, tags=tuple(tags),
-                parameters=parameters, injected=frozenset(injected), token_budget=token_budget)
+                parameters=parameters, injected=frozenset(injected), aliases=aliases, token_budget=token_budget)
 
 
 _JSON_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean",
