@@ -84,6 +84,9 @@ class Settings:
     cors_origin: tuple[str, ...] = _setting((), "origin allowed to call the API from a browser "
                                             "(repeatable; comma-separated in the variable)",
                                             repeatable=True, converter=tuple)
+    tools: tuple[str, ...] = _setting((), "module (my_package.tools) or .py file whose @mcp_tool functions are "
+                                      "served next to the built-ins (repeatable; comma-separated in the "
+                                      "variable)", repeatable=True, converter=tuple)
     # Security (see SECURITY.md).
     api_key: tuple[str, ...] = _setting((), "API key clients must send as 'Authorization: Bearer KEY' on "
                                         "/api/... (repeatable; comma-separated in the variable)",

@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol, TypeVar, Union, get_args, get_origin
 import attrs
 
 __all__ = [
-    "Alias", "ArgumentError", "Bounds", "StreamCallback", "Tool", "ToolContext", "ToolError", "ToolRegistry",
+    "Alias", "ArgumentError", "Bounds", "DuplicateToolError", "StreamCallback", "Tool", "ToolContext", "ToolError", "ToolRegistry",
     "mcp_tool", "registry", "streaming_tool",
 ]
 
@@ -47,6 +47,10 @@ class ToolError(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+class DuplicateToolError(ValueError):
+    """Two tools want the same name: which one a client would get would be an accident of import order."""
 
 
 class ArgumentError(ToolError):
@@ -204,7 +208,8 @@ class ToolRegistry:
     def register(self, tool: Tool) -> Tool:
         existing = self._tools.get(tool.name)
         if existing is not None and existing.function is not tool.function:
-            raise ValueError(f"a tool named {tool.name!r} is already registered")
+            raise DuplicateToolError(f"a tool named {tool.name!r} is already registered "
+                                     f"(by {existing.function.__module__})")
         self._tools[tool.name] = tool
         return tool
 

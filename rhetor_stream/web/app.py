@@ -13,6 +13,7 @@ from rhetor_stream import specialists
 from rhetor_stream.runs import RunManager, open_store
 from rhetor_stream.settings import Settings
 from rhetor_stream.stream.supervisor import StreamSupervisor
+from rhetor_stream.tools.loading import load_tools
 from rhetor_stream.tools.registry import ToolRegistry, registry
 from rhetor_stream.stream.run import Activity
 from rhetor_stream.web import guard, handlers, runs
@@ -31,6 +32,7 @@ def static_dir() -> Path:
 
 def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None = None) -> web.Application:
     settings = settings or Settings()
+    load_tools(settings.tools)  # a module that cannot be served stops start-up
     app = web.Application(middlewares=[error_middleware, guard.security_middleware],
                           client_max_size=settings.max_body_bytes)
     supervisor = StreamSupervisor(poll=settings.disconnect_poll, send_timeout=settings.send_timeout,
