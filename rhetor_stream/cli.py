@@ -58,7 +58,7 @@ def _run(settings: Settings, ready: Any = None) -> None:
     except RuntimeError as exc:  # e.g. the event store cannot be reached
         print(f"rhetor_stream: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    except SettingsError as exc:  # e.g. a --tools module that cannot be served
+    except SettingsError as exc:  # e.g. a bad --specialists file or --tools module
         print(f"rhetor_stream: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import attrs
 
+from rhetor_stream.settings import SettingsError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -17,8 +19,9 @@ else:  # pragma: no cover
 ORCHESTRATOR = "rhetor-orchestrator"
 
 
-class RosterError(ValueError):
-    """A roster file that cannot be used; the message names the file, and the line or field."""
+class RosterError(SettingsError):
+    """A roster file that cannot be used; the message names the file, and the line or field (a
+    SettingsError: start-up stops with that one line)."""
 
 
 @attrs.frozen(kw_only=True)
