@@ -39,20 +39,20 @@ async def stream_text(text: str, delay_ms: Annotated[int, Bounds(ge=0, le=10_000
                       _stream_callback: StreamCallback, _context: ToolContext) -> dict[str, Any]:
     chunker = Chunker(_context.chunk_size)
     total = len(text) or 1
-    consumed = 0
+    delivered = 0  # characters sent so far: a chunk's progress is the share of the text the client has
     sent = 0
 
     async def send(chunks: list[str]) -> None:
-        nonlocal sent
+        nonlocal sent, delivered
         for chunk in chunks:
             if sent and delay_ms:
                 await asyncio.sleep(delay_ms / 1000)
             sent += 1
+            delivered += len(chunk)
             await _stream_callback("chunk", {"content": {"content": chunk, "index": sent - 1,
-                                                         "progress": round(100 * consumed / total, 1)}})
+                                                         "progress": round(100 * delivered / total, 1)}})
 
     for token in _TOKENS.findall(text):
-        consumed += len(token)
         await send(chunker.feed(token))
     await send(chunker.flush())
     return {"text": text, "chunks": sent}
