@@ -33,8 +33,8 @@ try:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError:
-    raise RuntimeError("the redis event store needs the redis package: "
-                       "pip install 'rhetor-stream[redis]'") from None
+    raise RuntimeError("the redis event store needs the redis package: from the rhetor_stream checkout, run "
+                       ".venv/bin/pip install -e '.[redis]'") from None
 
 log = logging.getLogger("rhetor_stream.runs.redis")
 
