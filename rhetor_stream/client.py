@@ -19,6 +19,7 @@ import aiohttp
 import attrs
 
 from rhetor_stream.sse.parser import aiter_events
+from rhetor_stream.wording import plural
 
 API = "/api/mcp/v2"
 
@@ -131,7 +132,7 @@ class StreamClient:
         while not position.ended:
             if failures > reconnects:
                 raise StreamClientError(0, f"the stream of run {position.run_id} broke off and could not "
-                                           f"be resumed after {reconnects} attempts", "stream_lost")
+                                           f"be resumed after {plural(reconnects, 'attempt')}", "stream_lost")
             await asyncio.sleep(min(_BACKOFF * 2 ** failures, _BACKOFF_MAX) if failures else 0)
             seen = position.count
             try:

@@ -27,17 +27,13 @@ from rhetor_stream.specialists.prompts import ORCHESTRATION_STYLES, assignments,
 from rhetor_stream.specialists.roster import ORCHESTRATOR, Specialist
 from rhetor_stream.specialists.service import SpecialistService
 from rhetor_stream.tools.registry import ToolError
+from rhetor_stream.wording import plural
 
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 async def _nowhere(event: str, data: dict[str, Any]) -> None:
     """Where the events of the non-streaming variant go."""
-
-
-def plural(count: int, noun: str) -> str:
-    """'1 round', '2 rounds': progress messages are read by people."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 class TeamChat:

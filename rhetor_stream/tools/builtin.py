@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from rhetor_stream.chunking import Chunker
 from rhetor_stream.tools.registry import Bounds, StreamCallback, ToolContext, build_tool, mcp_tool, streaming_tool
+from rhetor_stream.wording import plural
 
 _TOKENS = re.compile(r"\S+\s*|\s+")
 _SAMPLE = ("Server-Sent Events keep one HTTP response open and let the server speak whenever it has "
@@ -62,7 +63,7 @@ async def _stream_test(count: int, size: int, interval_ms: int, *,
                        _stream_callback: StreamCallback) -> dict[str, Any]:
     """The synthetic workload of GET /api/mcp/v2/stream/test (and of the benchmark)."""
     await _stream_callback("progress", {"stage": "streaming", "percentage": 0,
-                                        "message": f"Streaming {count} chunks of {size} bytes"})
+                                        "message": f"Streaming {plural(count, 'chunk')} of {plural(size, 'byte')}"})
     content = (_SAMPLE * (size // len(_SAMPLE) + 1))[:size]
     interval = interval_ms / 1000
     for index in range(count):
