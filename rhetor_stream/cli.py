@@ -18,6 +18,7 @@ import attrs
 from aiohttp import web
 
 from rhetor_stream.settings import Settings, SettingsError
+from rhetor_stream.tools.loading import load_tools
 from rhetor_stream.web.app import create_app
 
 # A worker that dies within _STEADY_AFTER seconds of its start, _QUICK_DEATHS times in a row, is not
@@ -31,6 +32,7 @@ log = logging.getLogger("rhetor_stream")
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = Settings.from_sources(argv)
+        load_tools(settings.tools)  # here too, so --workers says a problem once, not once per worker
     except SettingsError as exc:
         print(f"rhetor_stream: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

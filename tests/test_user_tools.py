@@ -125,10 +125,11 @@ def test_a_module_that_cannot_be_served_is_named_with_its_problem(
     assert message.startswith(f"--tools {flag}: {expected.format(s=unique)}") and "\n" not in message, message
 
 
-def test_start_up_stops_with_that_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [[], ["--workers", "2", "--event-store", "redis://127.0.0.1:1/0"]])
+def test_start_up_stops_with_that_one_line(tmp_path: Path, workers: list[str]) -> None:
     (tmp_path / "clash.py").write_text(CLASH)
-    done = subprocess.run([sys.executable, "-m", "rhetor_stream", "--port", "0", "--tools", "clash"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "rhetor_stream", "--port", "0", "--tools", "clash", *workers],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == ("rhetor_stream: error: --tools clash: a tool named 'Echo' is already registered "
                            "(by rhetor_stream.tools.builtin)\n")
