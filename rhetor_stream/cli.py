@@ -17,7 +17,8 @@ from typing import Any
 import attrs
 from aiohttp import web
 
-from rhetor_stream.settings import Settings, SettingsError
+from rhetor_stream.settings import PROVIDERS, Settings, SettingsError
+from rhetor_stream.specialists.roster import load_roster
 from rhetor_stream.tools.loading import load_tools
 from rhetor_stream.web.app import create_app
 
@@ -32,7 +33,9 @@ log = logging.getLogger("rhetor_stream")
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = Settings.from_sources(argv)
-        load_tools(settings.tools)  # here too, so --workers says a problem once, not once per worker
+        # Checked here too (the app checks them again), so --workers says a problem once, not per worker.
+        load_tools(settings.tools)
+        load_roster(settings.specialists, PROVIDERS)
     except SettingsError as exc:
         print(f"rhetor_stream: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
