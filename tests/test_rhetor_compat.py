@@ -155,3 +155,15 @@ async def test_the_test_stream_complete_carries_a_message(client: TestClient) ->
     async with client.get("/api/mcp/v2/stream/test?count=2&interval_ms=0") as response:
         events = await read_events(response)
     assert events[-2].event == "complete" and events[-2].json()["message"].startswith("stream_test completed in ")
+
+
+async def test_the_token_budget_counts_the_coordinators_turns(make_client: MakeClient) -> None:
+    # planner 700 + critic 600 per round, 2 rounds; coordinator 600 a turn: opening, 2 assignments, summary.
+    client = await make_client(key_max_tokens=2 * 1300 + 4 * 600)
+    arguments = {"topic": "t", "specialists": ["planner", "critic"], "max_rounds": 2, "initial_prompt": "p",
+                 "orchestration_style": "directive"}
+    assert (await client.post("/api/mcp/v2/process", json={
+        "tool_name": "OrchestrateTeamChat", "arguments": arguments})).status == 200
+    refused = await client.post("/api/mcp/v2/process", json={
+        "tool_name": "OrchestrateTeamChat", "arguments": {**arguments, "max_rounds": 3}})
+    assert refused.status == 429 and str(2 * 1300 + 4 * 600) in (await refused.json())["error"]
