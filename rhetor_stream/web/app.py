@@ -22,9 +22,9 @@ from rhetor_stream.web.errors import error_middleware
 from rhetor_stream.web.state import STATE, AppState
 
 API = "/api/mcp/v2"
-# How --shutdown-timeout is spent: open streams get most of it to end with their final frames, then
+# How --shutdown-timeout is spent: open streams get half of it to end with their final frames, then
 # stuck connections are aborted; aiohttp's runner waits up to RUNNER_SHARE twice per connection.
-STREAMS_SHARE = 0.7
+STREAMS_SHARE = 0.5
 RUNNER_SHARE = 0.1
 # What takes one of the --max-streams slots: every stream, and every call that runs a tool.
 LIMITED = (runs.stream_as_run, runs.start_run, runs.run_events, handlers.stream_test, handlers.process_tool)
