@@ -41,6 +41,9 @@ class LocalRun:
     def run_id(self) -> str:
         return self.tool_run.run_id
 
+    def followed_here(self) -> bool:
+        return self.subscribers > 0
+
 
 class RunManager:
     def __init__(self, store: EventStore, *, activity: Activity, app: Any, queue_size: int,
@@ -90,6 +93,8 @@ class RunManager:
                            app=self._app, progress_interval=self._progress_interval,
                            processing_tick=self._processing_tick, run_id=run_id)
         run = LocalRun(tool_run, recorder, grace, on_end=on_end)
+        if not self.store.shared:  # in a shared store, other processes' subscribers may be reading
+            tool_run.listened = run.followed_here
         self._local[run_id] = run
         tool_run.start()
         finalizer = asyncio.create_task(self._finalize(run))

@@ -123,9 +123,10 @@ async def health(request: web.Request) -> web.Response:
     state = request.app[STATE]
     activity = state.activity
     problem = await state.runs.store.problem()
-    body: dict[str, Any] = {"status": "ok" if problem is None else "degraded", "active_streams": activity.active_streams,
-            "active_tools": activity.active_tools, "event_store": state.runs.store.kind,
-            "version": __version__, "pid": os.getpid()}
+    body: dict[str, Any] = {
+        "status": "ok" if problem is None else "degraded", "active_streams": activity.active_streams,
+        "active_tools": activity.active_tools, "event_store": state.runs.store.kind,
+        "version": __version__, "pid": os.getpid()}
     capacity = request.app[CAPACITY]
     body["capacity"] = {"in_use": capacity.in_use, "max_streams": capacity.max_streams,
                         "max_streams_per_client": capacity.per_client}
