@@ -15,7 +15,7 @@ import time
 
 import aiohttp
 
-from bench.harness import PY, start_server
+from bench.harness import SERVERS, start_server
 
 
 def cpu_seconds(pid: int) -> float:
@@ -48,8 +48,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("server_args", nargs="*", help="extra flags for the server (after --)")
     args = parser.parse_args()
-    process, port = start_server("rhetor_stream", lambda port: [
-        PY, "-m", "rhetor_stream", "--port", str(port), "--log-level", "warning", *args.server_args])
+    process, port = start_server("rhetor_stream", lambda port: [*SERVERS["rhetor_stream"](port), *args.server_args])
     try:
         baseline = cpu_share(process.pid, args.seconds / 2)
         started = asyncio.run(start_runs(port, args.runs))
