@@ -20,7 +20,8 @@ from aiohttp import web
 from rhetor_stream.settings import PROVIDERS, Settings, SettingsError
 from rhetor_stream.specialists.roster import load_roster
 from rhetor_stream.tools.loading import load_tools
-from rhetor_stream.web.app import create_app
+from rhetor_stream.web.app import create_app, runner_options
+from rhetor_stream.web.capacity import QuietLog, raise_open_file_limit
 
 # A worker that dies within _STEADY_AFTER seconds of its start, _QUICK_DEATHS times in a row, is not
 # going to come up (bad port, unreachable store): stop instead of restarting it for ever.
@@ -71,8 +72,9 @@ def _run(settings: Settings, ready: Any = None) -> None:
 async def serve(settings: Settings, *, reuse_port: bool = False,
                 on_ready: Callable[[str, int], None] | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then end open streams and exit."""
-    runner = web.AppRunner(create_app(settings), handle_signals=False,
-                           shutdown_timeout=settings.shutdown_timeout, handler_cancellation=True)
+    raise_open_file_limit()
+    _quiet_accept_errors(asyncio.get_running_loop())
+    runner = web.AppRunner(create_app(settings), handle_signals=False, **runner_options(settings))
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
     try:
@@ -88,6 +90,24 @@ async def serve(settings: Settings, *, reuse_port: bool = False,
         log.info("shutting down")
     finally:
         await runner.cleanup()
+
+
+def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Out of descriptors, Python 3.11's accept loop reports EMFILE with a traceback for every
+    pending connection, again and again: one warning per ten seconds says it all."""
+    quiet = QuietLog(log)
+    previous = loop.get_exception_handler()
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") == "socket.accept() out of system resource":
+            quiet.warning("cannot accept connections: %s; lower --max-streams or raise the open-file "
+                          "limit", context.get("exception"))
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
 
 
 def _announce(host: str, port: int, workers: int = 1) -> None:

@@ -134,6 +134,19 @@ class Settings:
                                       validator=_positive)
     shutdown_timeout: float = _setting(4.0, "seconds open streams get to end on SIGINT/SIGTERM",
                                        validator=_positive)
+    # Capacity and slow clients.
+    max_streams: int = _setting(0, "open streams, /process calls and detached runs served at once; "
+                                "past it new ones get 503 with Retry-After. 0 derives it from the "
+                                "open-file limit (half of it less a reserve, at most 10000)",
+                                validator=_non_negative)
+    max_streams_per_client: int = _setting(0, "the same limit per client address (peers behind one "
+                                           "proxy share it); 0 means a quarter of --max-streams",
+                                           validator=_non_negative)
+    keepalive_timeout: float = _setting(15.0, "seconds a connection may stay idle between requests, "
+                                        "or take to send a request's headers, before it is closed",
+                                        validator=_positive)
+    body_timeout: float = _setting(30.0, "seconds a client may take to send a request body before it "
+                                   "gets 408 and the connection is closed", validator=_positive)
     # Runs and scale-out.
     event_store: str = _setting("memory", "where run events live: 'memory' (one process) or a "
                                 "redis://host:port/db URL (shared by processes)", validator=_event_store)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -34,10 +35,14 @@ class LocalRun:
     grace: float | None
     subscribers: int = 0
     grace_timer: asyncio.TimerHandle | None = None
+    on_end: Callable[[], object] | None = None  # e.g. giving back a detached run's capacity slot
 
     @property
     def run_id(self) -> str:
         return self.tool_run.run_id
+
+    def followed_here(self) -> bool:
+        return self.subscribers > 0
 
 
 class RunManager:
@@ -63,7 +68,7 @@ class RunManager:
         return self._local.get(run_id)
 
     async def create(self, tool: Tool, arguments: dict[str, Any], options: StreamOptions, *,
-                     grace: float | None) -> LocalRun:
+                     grace: float | None, on_end: Callable[[], object] | None = None) -> LocalRun:
         run_id = new_run_id()
         written = asyncio.ensure_future(self.store.create(RunRecord(run_id, tool.name, RUNNING, time.time())))
         try:
@@ -74,7 +79,7 @@ class RunManager:
             # run starts cancelled, which ends its log with `error` and `disconnect` like any other.
             written.add_done_callback(lambda task: self._start_cancelled(task, run_id, tool, arguments, options))
             raise
-        return self._start(run_id, tool, arguments, options, grace)
+        return self._start(run_id, tool, arguments, options, grace, on_end)
 
     def _start_cancelled(self, written: asyncio.Future[None], run_id: str, tool: Tool,
                          arguments: dict[str, Any], options: StreamOptions) -> None:
@@ -82,12 +87,14 @@ class RunManager:
             self._start(run_id, tool, arguments, options, 0).tool_run.cancel("client_disconnected")
 
     def _start(self, run_id: str, tool: Tool, arguments: dict[str, Any], options: StreamOptions,
-               grace: float | None) -> LocalRun:
+               grace: float | None, on_end: Callable[[], object] | None = None) -> LocalRun:
         recorder = RunRecorder(run_id, self.store, window=self._queue_size)
         tool_run = ToolRun(tool, arguments, sink=recorder, options=options, activity=self._activity,
                            app=self._app, progress_interval=self._progress_interval,
                            processing_tick=self._processing_tick, run_id=run_id)
-        run = LocalRun(tool_run, recorder, grace)
+        run = LocalRun(tool_run, recorder, grace, on_end=on_end)
+        if not self.store.shared:  # in a shared store, other processes' subscribers may be reading
+            tool_run.listened = run.followed_here
         self._local[run_id] = run
         tool_run.start()
         finalizer = asyncio.create_task(self._finalize(run))
@@ -100,6 +107,8 @@ class RunManager:
         if run.grace_timer is not None:
             run.grace_timer.cancel()
         self._local.pop(run.run_id, None)
+        if run.on_end is not None:
+            run.on_end()
         log.debug("run %s tool=%s events=%d ended=%s", run.run_id, run.tool_run.tool.name,
                   run.recorder.seq, run.tool_run.end_reason)
 

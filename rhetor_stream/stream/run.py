@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -83,8 +83,8 @@ class Activity:
 class ToolRun:
     """Runs one tool and turns everything that happens into events on a sink (a client channel or a run log)."""
 
-    __slots__ = ("tool", "arguments", "sink", "options", "run_id", "end_reason", "_activity", "_app",
-                 "_progress_interval", "_processing_tick", "_cancel_reason", "_task", "_tick", "_throttle",
+    __slots__ = ("tool", "arguments", "sink", "options", "run_id", "end_reason", "listened", "_activity",
+                 "_app", "_progress_interval", "_processing_tick", "_cancel_reason", "_task", "_tick", "_throttle",
                  "_reported", "_loop", "_started")
 
     def __init__(self, tool: Tool, arguments: Mapping[str, Any], *, sink: EventSink,
@@ -97,6 +97,9 @@ class ToolRun:
         self.options = options
         self.run_id = run_id or new_run_id()
         self.end_reason = "running"
+        # Whether anybody follows the events now: a channel always has its reader, the owner of a
+        # run's log knows its subscribers.
+        self.listened: Callable[[], bool] = _always
         self._activity = activity
         self._app = app
         self._progress_interval = progress_interval
@@ -190,17 +193,24 @@ class ToolRun:
                                      str(fields.pop("message", "")), final=percentage == 100, **fields)
 
     async def _report(self, percentage: float | None, message: str) -> None:
-        """`_context.report_progress` for plain tools."""
+        """`_context.report_progress` for plain tools; while nobody follows the run only the
+        percentage is kept, and the next processing tick after somebody arrives carries it."""
         self._reported = percentage
-        if self.options.include_progress and self._throttle is not None:
+        if self.options.include_progress and self._throttle is not None and self.listened():
             await self._throttle.report("processing", percentage, message)
 
     def _processing(self) -> None:
-        """The once-a-second heartbeat of a plain tool: honest elapsed time, no invented percentage."""
+        """The once-a-second heartbeat of a plain tool: honest elapsed time, no invented percentage.
+
+        Skipped while nobody follows the run: in its log it would be an event per second that nobody
+        reads (3,600 for an hour-long Wait, pushing out the `connected` event of longer ones), and
+        thousands of idle runs would keep a core busy storing them.
+        """
         throttle = self._throttle
         if throttle is None:
             return
-        throttle.post("processing", self._reported, f"{self.tool.name} is running")
+        if self.listened():
+            throttle.post("processing", self._reported, f"{self.tool.name} is running")
         self._tick = self._loop.call_later(self._processing_tick, self._processing)
 
     def _stop_ticking(self) -> None:
@@ -239,6 +249,10 @@ def failure(message: str, code: str, reason: str, *, tool_name: str | None = Non
         data["tool_name"] = tool_name
     data["timestamp"] = timestamp()
     return ending("error", data, reason)
+
+
+def _always() -> bool:
+    return True
 
 
 async def _nothing() -> None:

@@ -60,18 +60,29 @@ class StreamSupervisor:
             await asyncio.wait({self._task})
             self._task = None
 
-    async def shutdown(self, timeout: float) -> None:
-        """End every open stream with `server_shutdown` and wait (bounded) for them to flush."""
+    async def shutdown(self, timeout: float, *, grace: float) -> None:
+        """End every open stream with `server_shutdown` and wait up to `timeout` for them to flush.
+
+        A client that stopped reading never takes its final frames, and its handler would hold the
+        process well past the shutdown timeout: after `timeout` such connections are aborted, and
+        their handlers get `grace` seconds to notice.
+        """
         items = list(self._watched)
         if not items:
             return
         log.info("ending %d open stream(s) for shutdown", len(items))
         for item in items:
             item.drop("server_shutdown")
-        done, pending = await asyncio.wait([asyncio.ensure_future(item.wait_closed()) for item in items],
-                                           timeout=timeout)
+        waits = {asyncio.ensure_future(item.wait_closed()): item for item in items}
+        done, pending = await asyncio.wait(waits, timeout=timeout)
         if pending:
-            log.warning("%d stream(s) did not end within %.1fs of shutdown", len(pending), timeout)
+            log.warning("%d stream(s) did not end within %.1fs of shutdown; closing their connections",
+                        len(pending), timeout)
+            for waiting in pending:
+                transport = waits[waiting].request.transport
+                if transport is not None:
+                    transport.abort()
+            await asyncio.wait(pending, timeout=grace)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

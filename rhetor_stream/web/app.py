@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp_cors
 from aiohttp import web
@@ -17,10 +18,17 @@ from rhetor_stream.tools.loading import load_tools
 from rhetor_stream.tools.registry import ToolRegistry, registry
 from rhetor_stream.stream.run import Activity
 from rhetor_stream.web import guard, handlers, runs
+from rhetor_stream.web.capacity import CAPACITY, Capacity, capacity_middleware
 from rhetor_stream.web.errors import error_middleware
 from rhetor_stream.web.state import STATE, AppState
 
 API = "/api/mcp/v2"
+# How --shutdown-timeout is spent: open streams get half of it to end with their final frames, then
+# stuck connections are aborted; aiohttp's runner waits up to RUNNER_SHARE twice per connection.
+STREAMS_SHARE = 0.5
+RUNNER_SHARE = 0.1
+# What takes one of the --max-streams slots: every stream, and every call that runs a tool.
+LIMITED = (runs.stream_as_run, runs.start_run, runs.run_events, handlers.stream_test, handlers.process_tool)
 
 
 def static_dir() -> Path:
@@ -33,8 +41,11 @@ def static_dir() -> Path:
 def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None = None) -> web.Application:
     settings = settings or Settings()
     load_tools(settings.tools)  # a module that cannot be served stops start-up
-    app = web.Application(middlewares=[error_middleware, guard.security_middleware],
+    # The security checks first: a request they refuse takes no place under --max-streams.
+    app = web.Application(middlewares=[error_middleware, guard.security_middleware,
+                                       capacity_middleware(LIMITED)],
                           client_max_size=settings.max_body_bytes)
+    app[CAPACITY] = Capacity.from_settings(settings)
     supervisor = StreamSupervisor(poll=settings.disconnect_poll, send_timeout=settings.send_timeout,
                                   heartbeat=settings.heartbeat)
     activity = Activity()
@@ -79,7 +90,22 @@ async def _end_streams(app: web.Application) -> None:
     """Shutdown: cancel this process's runs (their logs end with server_shutdown), end every stream."""
     state = app[STATE]
     timeout = state.settings.shutdown_timeout
-    await asyncio.gather(state.runs.shutdown(timeout), state.supervisor.shutdown(timeout))
+    await asyncio.gather(state.runs.shutdown(timeout * STREAMS_SHARE),
+                         state.supervisor.shutdown(timeout * STREAMS_SHARE, grace=timeout * RUNNER_SHARE))
+
+
+def runner_options(settings: Settings) -> dict[str, Any]:
+    """How `web.AppRunner` treats connections: slow or idle clients do not hold them for long."""
+    return {
+        "shutdown_timeout": settings.shutdown_timeout * RUNNER_SHARE,
+        "handler_cancellation": True,
+        # In aiohttp 3.14 this timer also runs from the connection's start until a request's headers
+        # are complete, so it is the header read timeout as well.
+        "keepalive_timeout": settings.keepalive_timeout,
+        # After an early answer (413, 408) aiohttp reads and drops the rest of the body, so that the
+        # client sees the answer instead of a reset; no longer than a body may take in the first place.
+        "lingering_time": min(10.0, settings.body_timeout),
+    }
 
 
 def _allow_origins(app: web.Application, origins: tuple[str, ...], routes: list[web.AbstractRoute]) -> None:

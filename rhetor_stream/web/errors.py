@@ -47,7 +47,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+        response = error_response(exc.status, exc.code, exc.message, **exc.extra)
+        if exc.status == 408:  # a client too slow to send its request does not get to send another
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -16,6 +16,7 @@ from rhetor_stream.stream.run import StreamOptions, ToolRun, new_run_id
 from rhetor_stream.stream.session import CallSession, StreamSession
 from rhetor_stream.tools.builtin import STREAM_TEST_TOOL
 from rhetor_stream.tools.registry import ToolContext, ToolError
+from rhetor_stream.web.capacity import CAPACITY
 from rhetor_stream.web.errors import ApiError, json_response
 from rhetor_stream.web.guard import authenticated
 from rhetor_stream.web.requests import read_tool_call
@@ -122,9 +123,13 @@ async def health(request: web.Request) -> web.Response:
     state = request.app[STATE]
     activity = state.activity
     problem = await state.runs.store.problem()
-    body = {"status": "ok" if problem is None else "degraded", "active_streams": activity.active_streams,
-            "active_tools": activity.active_tools, "event_store": state.runs.store.kind,
-            "version": __version__, "pid": os.getpid()}
+    body: dict[str, Any] = {
+        "status": "ok" if problem is None else "degraded", "active_streams": activity.active_streams,
+        "active_tools": activity.active_tools, "event_store": state.runs.store.kind,
+        "version": __version__, "pid": os.getpid()}
+    capacity = request.app[CAPACITY]
+    body["capacity"] = {"in_use": capacity.in_use, "max_streams": capacity.max_streams,
+                        "max_streams_per_client": capacity.per_client}
     if problem is not None:
         body["problem"] = problem
     if not authenticated(request):

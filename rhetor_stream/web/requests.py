@@ -1,6 +1,7 @@
 """Turning a request body into a checked tool call, before any byte of a stream is sent."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import attrs
@@ -27,11 +28,17 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise ApiError(415, "unsupported_media_type",
                        f"send the body as JSON with 'Content-Type: application/json' "
                        f"(got {request.content_type!r})")
+    settings = request.app[STATE].settings
     try:
-        raw = await request.read()
+        async with asyncio.timeout(settings.body_timeout):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, "body_too_large", f"request body is larger than the limit of "
-                       f"{request.app[STATE].settings.max_body_bytes} bytes") from None
+                       f"{settings.max_body_bytes} bytes") from None
+    except TimeoutError:
+        # A body sent a few bytes at a time would hold its connection (and slot) for ever.
+        raise ApiError(408, "body_timeout", f"the request body did not arrive within "
+                       f"{settings.body_timeout:g} s") from None
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -14,6 +14,7 @@ from rhetor_stream.runs.manager import LocalRun
 from rhetor_stream.runs.store import FINAL_STATUSES, StoreUnavailable
 from rhetor_stream.stream.channel import EventChannel
 from rhetor_stream.web import guard
+from rhetor_stream.web.capacity import SLOT
 from rhetor_stream.web.errors import ApiError, json_response
 from rhetor_stream.web.requests import read_tool_call
 from rhetor_stream.web.sse import SSE_HEADERS
@@ -47,7 +48,9 @@ async def start_run(request: web.Request) -> web.Response:
     """POST /api/mcp/v2/runs: start a detached run and say where to read it."""
     state = request.app[STATE]
     call = await read_tool_call(request, state.tools)
-    run = await state.runs.create(call.tool, call.arguments, call.options, grace=None)
+    slot = request[SLOT]
+    run = await state.runs.create(call.tool, call.arguments, call.options, grace=None, on_end=slot.release)
+    slot.keep()  # a detached run holds its place until it ends, not until this answer is sent
     guard.hold_slot(request, run.tool_run)
     return json_response({"run_id": run.run_id, "events_url": _events_url(request, run.run_id),
                           "status_url": f"{API}/runs/{run.run_id}"}, status=202)
