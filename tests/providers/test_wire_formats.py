@@ -136,14 +136,14 @@ async def test_retry_after_is_passed_on(upstream: Upstream, session: aiohttp.Cli
 @pytest.mark.parametrize("make, raw, code", [
     (openai, b'data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: {"error":{"message":"boom"}}\n\n',
      "upstream_unavailable"),
-    (openai, b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n', "upstream_protocol"),  # no [DONE]
+    (openai, b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n', "upstream_incomplete"),  # no [DONE]
     (openai, b"data: {not json\n\n", "upstream_protocol"),
     (anthropic, b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"busy"}}\n\n',
      "upstream_unavailable"),
-    (anthropic, b'event: message_start\ndata: {"message":{"usage":{}}}\n\n', "upstream_protocol"),
+    (anthropic, b'event: message_start\ndata: {"message":{"usage":{}}}\n\n', "upstream_incomplete"),
     (anthropic, b"event: content_block_delta\ndata: {not json\n\n", "upstream_protocol"),
     (ollama, b'{"message":{"content":"a"},"done":false}\n{"error":"model crashed"}\n', "upstream_unavailable"),
-    (ollama, b'{"message":{"content":"a"},"done":false}\n', "upstream_protocol"),
+    (ollama, b'{"message":{"content":"a"},"done":false}\n', "upstream_incomplete"),
     (ollama, b'{"message":{"content":"a"},"done":false}\n{not json\n', "upstream_protocol"),
 ])
 async def test_broken_streams(upstream: Upstream, session: aiohttp.ClientSession, make: object, raw: bytes,
