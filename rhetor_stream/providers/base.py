@@ -30,7 +30,8 @@ import aiohttp
 import attrs
 import orjson
 
-from rhetor_stream.security.secrets import Scrubber, credential_secrets, public_url, url_credentials
+from rhetor_stream.security.secrets import (Scrubber, basic_token, credential_secrets, public_url,
+                                             url_credentials)
 from rhetor_stream.tools.registry import ToolError
 
 log = logging.getLogger("rhetor_stream.providers")
@@ -143,7 +144,7 @@ class HTTPProvider(Provider):
         credentials = url_credentials(base_url)
         # Credentials in the URL are sent as Basic auth, and the URL is never shown with them.
         # (Settings refuses them together with an API key: both would be the Authorization header.)
-        self._auth = aiohttp.BasicAuth(*credentials) if credentials is not None else None
+        self._basic_auth = {} if credentials is None else {"Authorization": f"Basic {basic_token(*credentials)}"}
         self.base_url = public_url(base_url).rstrip("/")
         self._http = http
         self._api_key = api_key  # only ever sent in a header
@@ -246,8 +247,9 @@ class HTTPProvider(Provider):
         for attempt in range(1, self._http.retries + 2):
             try:
                 # No redirects: a redirect would carry the key headers to wherever it points.
-                response = await self._session.post(url, json=self.body(request), headers=self.headers(),
-                                                     auth=self._auth, timeout=timeout, allow_redirects=False)
+                response = await self._session.post(url, json=self.body(request),
+                                                     headers={**self._basic_auth, **self.headers()},
+                                                     timeout=timeout, allow_redirects=False)
                 break
             except aiohttp.ClientSSLError as exc:
                 raise UpstreamError(f"cannot reach {self.name} at {url}: TLS failed ({type(exc).__name__}); "

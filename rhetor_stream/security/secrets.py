@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 REDACTED = "***"
 # A secret's tail shorter than this may stay: it identifies nothing (OpenAI shows 4 characters).
@@ -59,11 +59,11 @@ class Scrubber:
 
 
 def url_credentials(url: str) -> tuple[str, str] | None:
-    """The `(user, password)` in a URL's userinfo (the password may be empty), or None."""
+    """The `(user, password)` in a URL's userinfo, percent-decoded (the password may be empty), or None."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return None
-    return parts.username or "", parts.password or ""
+    return unquote(parts.username or ""), unquote(parts.password or "")
 
 
 def public_url(url: str) -> str:
@@ -74,7 +74,11 @@ def public_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
+def basic_token(user: str, password: str) -> str:
+    """The credentials of `Authorization: Basic <token>`."""
+    return base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
 def credential_secrets(user: str, password: str) -> tuple[str, ...]:
     """What must never be shown of URL credentials: the password, and the Basic token that carries it."""
-    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    return tuple(secret for secret in (password, token) if secret)
+    return tuple(secret for secret in (password, basic_token(user, password)) if secret)
