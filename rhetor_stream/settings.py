@@ -173,10 +173,11 @@ class Settings:
     ollama_host: str = _setting("http://127.0.0.1:11434", "Ollama server URL", env=("OLLAMA_HOST",))
     upstream_connect_timeout: float = _setting(10.0, "seconds to connect to an LLM provider",
                                                validator=_positive)
-    upstream_read_timeout: float = _setting(60.0, "seconds an LLM stream may stay silent",
+    upstream_read_timeout: float = _setting(60.0, "seconds an LLM provider may take to answer, and a stream "
+                                            "may stay silent",
                                             validator=_positive)
-    upstream_retries: int = _setting(2, "retries of a failed connect before the first token",
-                                     validator=_non_negative)
+    upstream_retries: int = _setting(2, "retries of an LLM request that could not connect (a request that "
+                                     "was sent is never sent again)", validator=_non_negative)
     specialist_timeout: float = _setting(120.0, "seconds one specialist may take for a team-chat turn",
                                          validator=_positive)
 
