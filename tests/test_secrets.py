@@ -57,3 +57,7 @@ def test_urls(url: str, credentials: tuple[str, str] | None, public: str) -> Non
 def test_basic_token_is_a_secret() -> None:
     assert credential_secrets("alice", "secret") == ("secret", "YWxpY2U6c2VjcmV0")
     assert credential_secrets("alice", "") == ("YWxpY2U6",)
+
+
+def test_overlapping_matches_become_one_mark() -> None:
+    assert Scrubber([KEY, "x" * 12])(f"a {KEY}{KEY[3:]} b {'x' * 30} c") == "a *** b *** c"

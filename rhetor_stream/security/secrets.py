@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 REDACTED = "***"
@@ -41,21 +41,43 @@ _PATTERNS = (
 class Scrubber:
     """Removes known secrets, and anything shaped like a credential, from text.
 
-    Built once with every secret the process holds; calling it is cheap (one regular expression
-    per rule), so it can sit on every path where foreign text leaves the process."""
+    Built once with every secret the process holds; calling it costs time linear in the text, so it
+    can sit on every path where foreign text leaves the process."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        literals = sorted({secret[start:] for secret in secrets if len(secret) >= _MIN_LITERAL
-                           for start in range(len(secret) - SHOWN_TAIL)}, key=len, reverse=True)
-        # Longest first, so a whole key is replaced as one and never leaves a tail behind.
-        self._literals = re.compile("|".join(map(re.escape, literals))) if literals else None
+        self._secrets = tuple({secret for secret in secrets if len(secret) >= _MIN_LITERAL})
 
     def __call__(self, text: str) -> str:
-        if self._literals is not None:
-            text = self._literals.sub(REDACTED, text)
+        merged: list[list[int]] = []  # overlapping or touching spans become one
+        for start, end in sorted(span for secret in self._secrets for span in _tails(text, secret)):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        if merged:
+            parts, done = [], 0
+            for start, end in merged:
+                parts += [text[done:start], REDACTED]
+                done = end
+            text = "".join(parts) + text[done:]
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
         return text
+
+
+def _tails(text: str, secret: str) -> Iterator[tuple[int, int]]:
+    """The spans of `text` that are a suffix of `secret` longer than SHOWN_TAIL characters.
+
+    Every such suffix ends with the secret's last SHOWN_TAIL + 1 characters, so: find those, then
+    extend each match backwards as far as the text goes on agreeing with the secret."""
+    tail = secret[-_MIN_LITERAL:]
+    found = text.find(tail)
+    while found != -1:
+        start, known = found, len(secret) - len(tail)
+        while known and start and text[start - 1] == secret[known - 1]:
+            start, known = start - 1, known - 1
+        yield start, found + len(tail)
+        found = text.find(tail, found + 1)
 
 
 def url_credentials(url: str) -> tuple[str, str] | None:
