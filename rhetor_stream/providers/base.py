@@ -272,6 +272,13 @@ class HTTPProvider(Provider):
             text = await _safe_text(response)
             response.close()
             raise self._status_error(response, text, request)
+        if response.content_type == "application/json":
+            # Not a stream: an error some servers send with 200, or a whole answer although a stream was
+            # asked for (LiteLLM's /v1/messages does that for its mock models).
+            detail = _error_detail(await _safe_text(response))
+            response.close()
+            raise UpstreamError(f"{self.name} answered with a JSON document instead of a stream: {detail}",
+                                code="upstream_protocol")
         return response
 
     def _unreachable(self, exc: aiohttp.ClientError, url: str, attempts: int) -> UpstreamError:

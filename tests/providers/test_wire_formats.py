@@ -185,3 +185,12 @@ async def test_cancelling_the_consumer_closes_the_upstream_connection(upstream: 
     task.cancel()
     await eventually(upstream.was_closed, what="the upstream saw its connection closed")
     assert upstream.closed_at is not None and upstream.closed_at - cancelled_at < 0.2
+
+
+async def test_a_json_document_instead_of_a_stream(upstream: Upstream, session: aiohttp.ClientSession) -> None:
+    upstream.content_type = "application/json"
+    upstream.chunks = [b'{"type":"message","content":[{"type":"text","text":"Whole answer"}],"stop_reason":"end_turn"}']
+    with pytest.raises(UpstreamError) as caught:
+        await collect(anthropic(session, upstream.url))
+    assert caught.value.code == "upstream_protocol" and "a JSON document instead of a stream" in caught.value.message
+    assert "Whole answer" in caught.value.message
