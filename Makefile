@@ -34,4 +34,4 @@ bench: $(VENV)/.installed-bench
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-interop .venv-interop.lock build dist *.egg-info .pytest_cache

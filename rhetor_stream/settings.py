@@ -16,6 +16,8 @@ from typing import Any
 
 import attrs
 
+from rhetor_stream.security.secrets import public_url, url_credentials
+
 ENV_PREFIX = "RHETOR_"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 PROVIDERS = ("simulated", "openai", "anthropic", "ollama")
@@ -69,8 +71,12 @@ def _api_keys(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, 
             raise SettingsError(f"{_names(attribute)}: a key must be visible ASCII characters without spaces")
 
 
+def _field(name: str) -> attrs.Attribute[Any]:
+    return getattr(attrs.fields(Settings), name)  # type: ignore[no-any-return]
+
+
 def _names(attribute: attrs.Attribute[Any]) -> str:
-    return f"--{attribute.name.replace('_', '-')} ({ENV_PREFIX}{attribute.name.upper()})"
+    return f"--{attribute.name.replace('_', '-')} ({' or '.join(_env_names(attribute))})"
 
 
 @attrs.frozen(kw_only=True)
@@ -183,10 +189,11 @@ class Settings:
     ollama_host: str = _setting("http://127.0.0.1:11434", "Ollama server URL", env=("OLLAMA_HOST",))
     upstream_connect_timeout: float = _setting(10.0, "seconds to connect to an LLM provider",
                                                validator=_positive)
-    upstream_read_timeout: float = _setting(60.0, "seconds an LLM stream may stay silent",
+    upstream_read_timeout: float = _setting(60.0, "seconds an LLM provider may take to answer, and a stream "
+                                            "may stay silent",
                                             validator=_positive)
-    upstream_retries: int = _setting(2, "retries of a failed connect before the first token",
-                                     validator=_non_negative)
+    upstream_retries: int = _setting(2, "retries of an LLM request that could not connect (a request that "
+                                     "was sent is never sent again)", validator=_non_negative)
     specialist_timeout: float = _setting(120.0, "seconds one specialist may take for a team-chat turn",
                                          validator=_positive)
 
@@ -201,6 +208,14 @@ class Settings:
                 "--workers above 1 needs --event-store redis://...: with the memory store each process "
                 "knows only its own runs, so a client resuming or cancelling through another process "
                 "would find nothing")
+        for url_field, key_field in (("openai_base_url", "openai_api_key"),
+                                     ("anthropic_base_url", "anthropic_api_key")):
+            url = getattr(self, url_field)
+            if getattr(self, key_field) and url_credentials(url) is not None:
+                raise SettingsError(
+                    f"{_names(_field(url_field))} has credentials in it ({public_url(url)} with user:password@) "
+                    f"and {_names(_field(key_field))} is set too: an upstream takes one or the other; "
+                    "drop the credentials from the URL, or unset the key to send them as Basic auth")
 
     @property
     def exposed(self) -> bool:

@@ -11,7 +11,8 @@ from tests.conftest import MakeClient, post_stream, read_events
 from tests.fake_upstream import Upstream
 
 ORIGINAL_IDS = ("rhetor-orchestrator", "apollo-coordinator", "engram-memory", "prometheus-strategist")
-NOTED = [b'data: {"choices":[{"delta":{"content":"Noted."}}]}\n\ndata: [DONE]\n\n']
+NOTED = [b'data: {"choices":[{"delta":{"content":"Noted."}}]}\n\n'
+         b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n']
 
 
 async def process(client: TestClient, tool_name: str, arguments: dict[str, Any]) -> dict[str, Any]:

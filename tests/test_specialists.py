@@ -75,7 +75,8 @@ async def test_streamed_answer_in_sentences(client: TestClient) -> None:
 
 async def test_conversation_memory_reaches_the_model(make_client: MakeClient, upstream: Upstream) -> None:
     client = await make_client(provider="openai", openai_base_url=upstream.url, openai_api_key="k")
-    upstream.chunks = [b'data: {"choices":[{"delta":{"content":"Noted."}}]}\n\ndata: [DONE]\n\n']
+    upstream.chunks = [b'data: {"choices":[{"delta":{"content":"Noted."},"finish_reason":"stop"}]}\n\n'
+                       b'data: [DONE]\n\n']
     for message in ("My name is Zoe.", "What is my name?"):
         body = await (await client.post("/api/mcp/v2/process", json={
             "tool_name": "SendMessageToSpecialist",

@@ -1,13 +1,12 @@
 """Anthropic's Messages API stream: `message_start`, `content_block_delta`, `message_delta`,
-`message_stop`, with `ping` keep-alives and `error` events in between."""
+`message_stop`, with `ping` keep-alives and `error` events in between. Usage is reported twice:
+`message_start` may say 0 input tokens (LiteLLM does) and `message_delta` the final counts."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-
-from rhetor_stream.providers.base import ChatRequest, ChatStream, HTTPProvider, UpstreamError
+from rhetor_stream.providers.base import ChatRequest, ChatStream, HTTPProvider
 from rhetor_stream.sse.parser import aiter_events
 
 API_VERSION = "2023-06-01"
@@ -36,26 +35,27 @@ class AnthropicProvider(HTTPProvider):
             body["system"] = request.system
         return body
 
-    async def read(self, response: aiohttp.ClientResponse, chat: ChatStream,
-                   request: ChatRequest) -> AsyncIterator[str]:
-        async for event in aiter_events(response.content.iter_any()):
+    async def read(self, body: AsyncIterator[bytes], chat: ChatStream, request: ChatRequest) -> AsyncIterator[str]:
+        async for event in aiter_events(body):
             if event.event == "ping":
                 continue
             data = self.decode(event.data)
             if event.event == "error":
                 error = data.get("error", {})
-                raise UpstreamError(f"anthropic reported {error.get('type', 'an error')} mid-stream: "
-                                    f"{error.get('message', '')}",
-                                    code=_ERROR_CODES.get(error.get("type", ""), "upstream_unavailable"))
+                kind = error.get("type", "")
+                raise self.reported(kind or "an error", error.get("message", ""),
+                                    _ERROR_CODES.get(kind, "upstream_unavailable"))
             if event.event == "message_start":
-                chat.usage.input_tokens = data.get("message", {}).get("usage", {}).get("input_tokens")
+                usage = data.get("message", {}).get("usage") or {}
+                chat.usage.report(usage.get("input_tokens"), usage.get("output_tokens"))
             elif event.event == "content_block_delta":
                 delta = data.get("delta", {})
                 if delta.get("type") == "text_delta" and delta.get("text"):
                     yield delta["text"]
             elif event.event == "message_delta":
                 chat.stop_reason = data.get("delta", {}).get("stop_reason")
-                chat.usage.output_tokens = data.get("usage", {}).get("output_tokens")
+                usage = data.get("usage") or {}
+                chat.usage.report(usage.get("input_tokens"), usage.get("output_tokens"))
             elif event.event == "message_stop":
                 return
-        raise UpstreamError("the anthropic stream ended without message_stop", code="upstream_protocol")
+        raise self.cut_short("the stream ended without message_stop")

@@ -4,9 +4,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-
-from rhetor_stream.providers.base import ChatRequest, ChatStream, HTTPProvider, UpstreamError
+from rhetor_stream.providers.base import ChatRequest, ChatStream, HTTPProvider
 
 
 class OllamaProvider(HTTPProvider):
@@ -27,10 +25,9 @@ class OllamaProvider(HTTPProvider):
                 "options": {"temperature": request.temperature, "num_predict": request.max_tokens},
                 "messages": [{"role": message.role, "content": message.content} for message in request.messages]}
 
-    async def read(self, response: aiohttp.ClientResponse, chat: ChatStream,
-                   request: ChatRequest) -> AsyncIterator[str]:
+    async def read(self, body: AsyncIterator[bytes], chat: ChatStream, request: ChatRequest) -> AsyncIterator[str]:
         buffer = b""
-        async for data in response.content.iter_any():
+        async for data in body:
             buffer += data
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
@@ -38,14 +35,12 @@ class OllamaProvider(HTTPProvider):
                     continue
                 item = self.decode(line, "line")
                 if "error" in item:
-                    raise UpstreamError(f"ollama reported an error mid-stream: {item['error']}",
-                                        code="upstream_unavailable")
+                    raise self.reported("an error", item["error"], "upstream_unavailable")
                 content = (item.get("message") or {}).get("content")
                 if content:
                     yield content
                 if item.get("done"):
                     chat.stop_reason = item.get("done_reason", "stop")
-                    chat.usage.input_tokens = item.get("prompt_eval_count")
-                    chat.usage.output_tokens = item.get("eval_count")
+                    chat.usage.report(item.get("prompt_eval_count"), item.get("eval_count"))
                     return
-        raise UpstreamError("the ollama stream ended without done: true", code="upstream_protocol")
+        raise self.cut_short("the stream ended without done: true")

@@ -1,13 +1,12 @@
 """OpenAI-compatible Chat Completions with `stream: true` (OpenAI, vLLM, llama.cpp, LM Studio,
-Ollama's /v1): SSE frames of `chat.completion.chunk` objects, ended by `data: [DONE]`."""
+Ollama's /v1): SSE frames of `chat.completion.chunk` objects, ended by `data: [DONE]`. A finished answer has a
+`finish_reason`; usage comes in a last chunk of its own, asked for with `stream_options.include_usage`."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-
-from rhetor_stream.providers.base import ChatRequest, ChatStream, HTTPProvider, UpstreamError
+from rhetor_stream.providers.base import ChatRequest, ChatStream, HTTPProvider
 from rhetor_stream.sse.parser import aiter_events
 
 
@@ -29,23 +28,25 @@ class OpenAIProvider(HTTPProvider):
                 "temperature": request.temperature, "max_tokens": request.max_tokens,
                 "messages": [{"role": message.role, "content": message.content} for message in request.messages]}
 
-    async def read(self, response: aiohttp.ClientResponse, chat: ChatStream,
-                   request: ChatRequest) -> AsyncIterator[str]:
-        async for event in aiter_events(response.content.iter_any()):
+    async def read(self, body: AsyncIterator[bytes], chat: ChatStream, request: ChatRequest) -> AsyncIterator[str]:
+        async for event in aiter_events(body):
             if event.data == "[DONE]":
+                if chat.stop_reason is None:
+                    raise self.cut_short("the stream ended with [DONE] but no finish_reason (llama.cpp's server "
+                                         "ends a stream this way when another request interrupts it)")
                 return
             chunk = self.decode(event.data)
             if "error" in chunk:
                 error = chunk["error"]
                 message = error.get("message", error) if isinstance(error, dict) else error
-                raise UpstreamError(f"openai reported an error mid-stream: {message}", code="upstream_unavailable")
-            if chunk.get("usage"):
-                chat.usage.input_tokens = chunk["usage"].get("prompt_tokens")
-                chat.usage.output_tokens = chunk["usage"].get("completion_tokens")
+                raise self.reported("an error", message, "upstream_unavailable")
+            usage = chunk.get("usage")
+            if usage:  # the last chunk, when asked for with stream_options.include_usage
+                chat.usage.report(usage.get("prompt_tokens"), usage.get("completion_tokens"))
             for choice in chunk.get("choices") or ():
                 if choice.get("finish_reason"):
                     chat.stop_reason = choice["finish_reason"]
                 content = (choice.get("delta") or {}).get("content")
                 if content:
                     yield content
-        raise UpstreamError("the openai stream ended without [DONE]", code="upstream_protocol")
+        raise self.cut_short("the stream ended without [DONE]")

@@ -2,8 +2,9 @@
 
 `round_robin` streams the current speaker's chunks as they come and one `message` per finished turn;
 `parallel` asks everyone in a round at once and sends each `message` the moment that specialist is
-done. A specialist that fails or exceeds its time yields an error-flagged message instead of stalling
-the discussion. Progress is turns finished over turns planned.
+done. A specialist that fails, exceeds its time or whose answer is cut short yields an error-flagged
+message (`error`, `code`, and any `partial_content`) instead of stalling the discussion. Progress is
+turns finished over turns planned.
 
 The coordinator (`rhetor-orchestrator`, when the roster has it) frames the topic and the opening
 prompt in round 0 when there is one, and closes with a summary numbered with the last round. The
@@ -133,7 +134,8 @@ class TeamChat:
             entry.update(content="", error=f"{specialist.name} gave no answer within "
                                            f"{self.service.specialist_timeout:g} s", code="upstream_timeout")
         except UpstreamError as exc:
-            entry.update(content="", error=exc.message, code=exc.code)
+            # A failed turn says so, whatever arrived before it failed (kept in partial_content).
+            entry.update(content="", error=exc.message, code=exc.code, **exc.details)
         return entry
 
     async def _record(self, entry: dict[str, Any]) -> None:

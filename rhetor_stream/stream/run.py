@@ -163,7 +163,7 @@ class ToolRun:
             self._stopped()
             raise
         except ToolError as exc:
-            self._fail(exc.message, exc.code)
+            self._fail(exc.message, exc.code, details=exc.details)
         except Exception as exc:
             log.exception("tool %s (run %s) raised", tool.name, self.run_id)
             self._fail(f"{tool.name} failed: {type(exc).__name__}: {exc}", "tool_error")
@@ -227,8 +227,9 @@ class ToolRun:
         reason = self._cancel_reason or "cancelled"
         self._fail(f"{self.tool.name} was stopped: {reason.replace('_', ' ')}", reason, reason=reason)
 
-    def _fail(self, message: str, code: str, *, reason: str = "error") -> None:
-        self._end(failure(message, code, reason, tool_name=self.tool.name), reason=reason)
+    def _fail(self, message: str, code: str, *, reason: str = "error",
+              details: Mapping[str, Any] | None = None) -> None:
+        self._end(failure(message, code, reason, tool_name=self.tool.name, details=details), reason=reason)
 
     def _end(self, frames: tuple[Item, Item], *, reason: str) -> None:
         self.end_reason = reason
@@ -242,11 +243,14 @@ def ending(event: str, data: dict[str, Any], reason: str) -> tuple[Item, Item]:
         "reason": reason, "timestamp": timestamp()})
 
 
-def failure(message: str, code: str, reason: str, *, tool_name: str | None = None) -> tuple[Item, Item]:
+def failure(message: str, code: str, reason: str, *, tool_name: str | None = None,
+            details: Mapping[str, Any] | None = None) -> tuple[Item, Item]:
     """The last two frames of a stream that failed or was stopped."""
     data: dict[str, Any] = {"error": message, "code": code}
     if tool_name is not None:
         data["tool_name"] = tool_name
+    if details:
+        data.update(details)
     data["timestamp"] = timestamp()
     return ending("error", data, reason)
 

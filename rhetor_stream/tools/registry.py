@@ -41,12 +41,15 @@ class StreamCallback(Protocol):
 
 
 class ToolError(Exception):
-    """An error a tool raises on purpose: its message and code reach the client as they are."""
+    """An error a tool raises on purpose: its message and code reach the client as they are, and so
+    do its `details` (extra fields of the `error` event or JSON error, such as the partial answer of
+    a model stream that was cut short)."""
 
-    def __init__(self, message: str, *, code: str = "tool_error") -> None:
+    def __init__(self, message: str, *, code: str = "tool_error", details: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.details = dict(details or {})
 
 
 class DuplicateToolError(ValueError):

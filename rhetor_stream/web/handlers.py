@@ -102,7 +102,7 @@ async def process_tool(request: web.Request) -> web.Response:
     elif isinstance(task.exception(), ToolError):
         error = task.exception()
         assert isinstance(error, ToolError)
-        body.update(error=error.message, code=error.code)
+        body.update(error=error.message, code=error.code, **error.details)
     elif task.exception() is not None:
         error = task.exception()
         log.error("tool %s raised", call.tool.name, exc_info=error)

@@ -136,14 +136,14 @@ async def test_retry_after_is_passed_on(upstream: Upstream, session: aiohttp.Cli
 @pytest.mark.parametrize("make, raw, code", [
     (openai, b'data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: {"error":{"message":"boom"}}\n\n',
      "upstream_unavailable"),
-    (openai, b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n', "upstream_protocol"),  # no [DONE]
+    (openai, b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n', "upstream_incomplete"),  # no [DONE]
     (openai, b"data: {not json\n\n", "upstream_protocol"),
     (anthropic, b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"busy"}}\n\n',
      "upstream_unavailable"),
-    (anthropic, b'event: message_start\ndata: {"message":{"usage":{}}}\n\n', "upstream_protocol"),
+    (anthropic, b'event: message_start\ndata: {"message":{"usage":{}}}\n\n', "upstream_incomplete"),
     (anthropic, b"event: content_block_delta\ndata: {not json\n\n", "upstream_protocol"),
     (ollama, b'{"message":{"content":"a"},"done":false}\n{"error":"model crashed"}\n', "upstream_unavailable"),
-    (ollama, b'{"message":{"content":"a"},"done":false}\n', "upstream_protocol"),
+    (ollama, b'{"message":{"content":"a"},"done":false}\n', "upstream_incomplete"),
     (ollama, b'{"message":{"content":"a"},"done":false}\n{not json\n', "upstream_protocol"),
 ])
 async def test_broken_streams(upstream: Upstream, session: aiohttp.ClientSession, make: object, raw: bytes,
@@ -185,3 +185,12 @@ async def test_cancelling_the_consumer_closes_the_upstream_connection(upstream: 
     task.cancel()
     await eventually(upstream.was_closed, what="the upstream saw its connection closed")
     assert upstream.closed_at is not None and upstream.closed_at - cancelled_at < 0.2
+
+
+async def test_a_json_document_instead_of_a_stream(upstream: Upstream, session: aiohttp.ClientSession) -> None:
+    upstream.content_type = "application/json"
+    upstream.chunks = [b'{"type":"message","content":[{"type":"text","text":"Whole answer"}],"stop_reason":"end_turn"}']
+    with pytest.raises(UpstreamError) as caught:
+        await collect(anthropic(session, upstream.url))
+    assert caught.value.code == "upstream_protocol" and "a JSON document instead of a stream" in caught.value.message
+    assert "Whole answer" in caught.value.message
