@@ -36,6 +36,7 @@ from http.client import HTTPConnection, HTTPException
 from typing import Any
 from urllib.parse import quote
 
+from bench.__main__ import machine
 from bench.harness import PY, ROOT, rss_kib, server_setup
 from bench.loadgen import pin, raise_fd_limit
 from bench.stores import start_redis
@@ -340,11 +341,12 @@ class HealthPoller:
             self.done.wait(0.02)
 
     def stop(self) -> tuple[float, bool]:
-        """The worst latency seen, counting a request still in flight, and whether one is."""
+        """The worst latency, counting a request still in flight, and whether that one is the worst."""
         pending = self.pending
         self.done.set()
         in_flight = time.monotonic() - pending if pending is not None else 0.0
-        return max([*self.latencies, in_flight]), pending is not None
+        answered = max(self.latencies, default=0.0)
+        return max(answered, in_flight), in_flight > answered
 
 
 async def latency_row(name: str, body: bytes) -> Row:
@@ -670,14 +672,17 @@ async def fd_limit(plan: Plan) -> Row:
             answered += await health(port, timeout=1.0) is not None
             await asyncio.sleep(0.3)
         statuses = [drain.status for drain in drains]
-        cpu = (server.cpu_seconds() - cpu_start) / (time.monotonic() - started)
+        window = time.monotonic() - started
+        cpu = (server.cpu_seconds() - cpu_start) / window
         log = server.log_text(log_start)
         close_all(drains)
+    if plan.verbose:
+        print(log[:3000], file=sys.stderr)
     lines = log.count("\n")
     ok_count, busy = statuses.count(200), statuses.count(503)
     silent = plan.fd_connections - ok_count - busy
     figure = (f"/health {answered}/5 answered; {ok_count} streams, {busy} 503, {silent} no answer; "
-              f"log {lines:,} lines ({len(log.encode()) / 1024:,.0f} KiB); server CPU {cpu:.0%}")
+              f"log {lines:,} lines ({len(log.encode()) / 1024:,.0f} KiB) in {window:.0f} s; server CPU {cpu:.0%}")
     return Row(f"{plan.fd_connections} connections at a {FD_LIMIT}-fd limit", figure,
                "/health 5/5, every client answered (200 or 503), <= 20 log lines",
                answered == 5 and silent == 0 and lines <= 20)
@@ -754,7 +759,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="one small attack (20 early closes, memory store): a smoke run in seconds")
     parser.add_argument("--verbose", action="store_true",
-                        help="also print the fuzz requests that failed and the server's log meanwhile")
+                        help="also print the fuzz requests that failed and the server's log during fuzz and fd-limit")
     args = parser.parse_args()
     pin(1)
     raise_fd_limit()
@@ -778,7 +783,7 @@ def main() -> None:
         chosen = {name: every[name] for name in args.only or every}
     plan = dataclasses.replace(QUICK if args.quick else Plan(), verbose=args.verbose)
     detected = ", ".join(f"{flag} {'yes' if has_flag(flag) else 'no'}" for flag in ("--queue-bytes", "--max-streams"))
-    print(f"stress run {datetime.date.today().isoformat()}; server flags: {detected}", file=sys.stderr, flush=True)
+    print(f"Measured {datetime.date.today().isoformat()} on {machine()}; server flags: {detected}", flush=True)
     rows: list[Row] = []
     try:
         for name, attack in chosen.items():
