@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from http.client import HTTPConnection, HTTPException
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -87,8 +88,8 @@ def flag_default(flag: str) -> str | None:
 def per_client_flags() -> list[str]:
     """A per-client-address connection cap, whatever it is called, lifted out of the way: attacks
     spread their connections over many loopback addresses anyway, this is for those that cannot."""
-    return [arg for flag in re.findall(r"^  (--max-[a-z-]*per-(?:client|address|ip)[a-z-]*)", server_help(), re.MULTILINE)
-            for arg in (flag, "100000")][:2]
+    flags = re.findall(r"^  (--max-[a-z-]*per-(?:client|address|ip)[a-z-]*)", server_help(), re.MULTILINE)
+    return [flags[0], "100000"] if flags else []
 
 
 class Server:
@@ -125,7 +126,7 @@ class Server:
         return rss_kib(self.pid) * 1024
 
     def cpu_seconds(self) -> float:
-        fields = open(f"/proc/{self.pid}/stat").read().rsplit(")", 1)[1].split()
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def log_size(self) -> int:
@@ -285,15 +286,14 @@ class Drain(asyncio.Protocol):
         self.tail = window[-64:]
 
 
-async def open_drains(port: int, request: bytes, count: int, *, offset: int = 0,
-                      marker: bytes = b"") -> list[Drain]:
+async def open_drains(port: int, request: bytes, count: int, *, marker: bytes = b"") -> list[Drain]:
     loop = asyncio.get_running_loop()
 
     async def one(index: int) -> Drain | None:
         drain = Drain(request, marker)
         try:
             await asyncio.wait_for(loop.create_connection(lambda: drain, "127.0.0.1", port,
-                                                          local_addr=source(offset + index)), 3)
+                                                          local_addr=source(index)), 3)
         except (OSError, asyncio.TimeoutError):
             return None
         return drain
@@ -535,12 +535,9 @@ async def fuzz(plan: Plan, store: str, label: str) -> Row:
                                   timeout=5)).json()
         done, live = finished["run_id"], running["run_id"]
         await asyncio.sleep(0.5)
-        replay = await exchange(port, http("GET", f"{API}/runs/{done}/events"), timeout=5, until=b"disconnect")
-        ids = re.findall(rb"^id: (\S+)$", replay.head, re.MULTILINE)
-        last = ids[-1].decode() if ids else f"{done[:8]}-5"
-        prefix = last.rpartition("-")[0]
-        live_prefix = prefix if live[:8] == done[:8] else live[:8]
-        requests = hostile_requests(done, live, prefix, last, live_prefix)
+        last = (await event_ids(port, done, until=b"event: disconnect"))[-1]
+        live_first = (await event_ids(port, live, until=b"\n\n"))[0]
+        requests = hostile_requests(done, live, last, live_first.rpartition("-")[0])
         log_start = server.log_size()
         semaphore = asyncio.Semaphore(16)
 
@@ -554,7 +551,8 @@ async def fuzz(plan: Plan, store: str, label: str) -> Row:
     if plan.verbose:
         for request, reply in zip(requests, replies):
             if not reply.ended or reply.status is None or reply.status >= 500:
-                print(f"  {label}: {'hang' if not reply.ended else reply.status} <- {request[:120]!r}", file=sys.stderr)
+                outcome = "hang" if not reply.ended else reply.status
+                print(f"  {label}: {outcome} <- {request[:120]!r}", file=sys.stderr)
         print(log, file=sys.stderr)
     errors = sum(1 for reply in replies if reply.status is not None and reply.status >= 500)
     hangs = sum(1 for reply in replies if not reply.ended)
@@ -565,9 +563,21 @@ async def fuzz(plan: Plan, store: str, label: str) -> Row:
                f"{tracebacks} tracebacks logged", "0, 0, 0, 0", errors == hangs == silent == tracebacks == 0)
 
 
-def hostile_requests(done: str, live: str, prefix: str, last: str, live_prefix: str) -> list[bytes]:
+async def event_ids(port: int, run_id: str, *, until: bytes) -> list[str]:
+    """The event ids a run's events stream shows (read up to `until`): the harness learns the id format
+    from the server instead of assuming it."""
+    reply = await exchange(port, http("GET", f"{API}/runs/{run_id}/events"), timeout=5, until=until)
+    ids = [value.decode() for value in re.findall(rb"^id: (\S+)$", reply.head, re.MULTILINE)]
+    if not ids:
+        raise RuntimeError(f"no event ids in the events of run {run_id}: {reply.head[:300]!r}")
+    return ids
+
+
+def hostile_requests(done: str, live: str, last: str, live_prefix: str) -> list[bytes]:
     """A fixed list: Last-Event-ID oddities, deep nesting, hostile run ids and query values, and
-    request lines and headers that are not HTTP."""
+    request lines and headers that are not HTTP. `done` is a finished run whose last event id is
+    `last`, `live` a running one whose ids start with `live_prefix`."""
+    prefix = last.rpartition("-")[0]
     events = f"{API}/runs/{done}/events"
     odd_ids = [f"{prefix}-\u00b2", f"{prefix}-\u0663", f"{prefix}-" + "9" * 5000, f"{prefix}--1", f"{prefix}-",
                "-", f"{prefix}-1e3", f"{prefix}- 1", f"{prefix}-0x10", last, f"{prefix}-1000",
@@ -615,7 +625,8 @@ def hostile_requests(done: str, live: str, prefix: str, last: str, live_prefix: 
             b"POST /api/mcp/v2/process HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json"
             b"\r\nConnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
             b"GET /health HTTP/1.1\r\nX-Long: " + b"a" * 100_000 + b"\r\nConnection: close\r\n\r\n",
-            b"GET /health HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(500)) + b"Connection: close\r\n\r\n",
+            b"GET /health HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(500))
+            + b"Connection: close\r\n\r\n",
             b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nConnection: close\r\n\r\n",
             b"GET /health HTTP/1.1\r\nHost: \xff\xfe\r\nConnection: close\r\n\r\n",
             http("GET", "/static/../../setup.cfg"), http("GET", "/static/%2e%2e/%2e%2e/setup.cfg"),
@@ -671,7 +682,7 @@ async def fd_limit(plan: Plan) -> Row:
         for _ in range(5):
             answered += await health(port, timeout=1.0) is not None
             await asyncio.sleep(0.3)
-        statuses = [drain.status for drain in drains]
+        codes = [drain.status for drain in drains]
         window = time.monotonic() - started
         cpu = (server.cpu_seconds() - cpu_start) / window
         log = server.log_text(log_start)
@@ -679,7 +690,7 @@ async def fd_limit(plan: Plan) -> Row:
     if plan.verbose:
         print(log[:3000], file=sys.stderr)
     lines = log.count("\n")
-    ok_count, busy = statuses.count(200), statuses.count(503)
+    ok_count, busy = codes.count(200), codes.count(503)
     silent = plan.fd_connections - ok_count - busy
     figure = (f"/health {answered}/5 answered; {ok_count} streams, {busy} 503, {silent} no answer; "
               f"log {lines:,} lines ({len(log.encode()) / 1024:,.0f} KiB) in {window:.0f} s; server CPU {cpu:.0%}")
@@ -724,26 +735,42 @@ class Plan:
 
 
 QUICK = Plan(disconnects=20, settle=2.0)
+Attack = Callable[[Plan], Awaitable["Row | list[Row]"]]
 
 
-def attacks(redis: Callable[[], str | None]) -> dict[str, Callable[[Plan], Awaitable[Row | list[Row]]]]:
-    async def disconnects(plan: Plan) -> list[Row]:
-        rows = [await early_disconnects(plan, "memory", "memory store")]
-        url = redis()
-        if url is not None:
-            rows.append(await early_disconnects(plan, url, "Redis store"))
-        return rows
+class Redis:
+    """One redis-server for the whole run, started when a row first needs it; each row gets its own
+    database, so runs one server left behind are not another's business."""
 
-    async def fuzzing(plan: Plan) -> list[Row]:
-        rows = [await fuzz(plan, "memory", "memory store")]
-        url = redis()
-        if url is not None:
-            rows.append(await fuzz(plan, url, "Redis store"))
-        return rows
+    def __init__(self) -> None:
+        self.started: tuple[subprocess.Popen[bytes], str] | None = None
+        self.tried = False
+
+    def url(self, db: int) -> str | None:
+        if not self.tried:
+            self.tried = True
+            self.started = start_redis()
+        return None if self.started is None else f"{self.started[1].rsplit('/', 1)[0]}/{db}"
+
+    def close(self) -> None:
+        if self.started is not None:
+            self.started[0].terminate()
+            self.started[0].wait(timeout=10)
+
+
+def attacks(redis: Redis) -> dict[str, Attack]:
+    def both_stores(row: Callable[[Plan, str, str], Awaitable[Row]], db: int) -> Attack:
+        async def run(plan: Plan) -> list[Row]:
+            rows = [await row(plan, "memory", "memory store")]
+            url = redis.url(db)
+            if url is not None:
+                rows.append(await row(plan, url, "Redis store"))
+            return rows
+        return run
 
     return {"latency": latency_rows, "store": store_detached, "stuck-runs": store_stuck_streams,
-            "test-stream": test_stream_stuck, "disconnects": disconnects, "fuzz": fuzzing,
-            "shutdown": shutdown, "fd-limit": fd_limit, "slow-loris": slow_loris}
+            "test-stream": test_stream_stuck, "disconnects": both_stores(early_disconnects, 1),
+            "fuzz": both_stores(fuzz, 2), "shutdown": shutdown, "fd-limit": fd_limit, "slow-loris": slow_loris}
 
 
 def table(rows: list[Row]) -> str:
@@ -753,34 +780,22 @@ def table(rows: list[Row]) -> str:
 
 
 def main() -> None:
+    redis = Redis()
+    every = attacks(redis)
     parser = argparse.ArgumentParser(prog="python -m bench.stress", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="+", choices=list(attacks(lambda: None)), help="run only these attacks")
+    parser.add_argument("--only", nargs="+", choices=list(every), help="run only these attacks")
     parser.add_argument("--quick", action="store_true",
                         help="one small attack (20 early closes, memory store): a smoke run in seconds")
     parser.add_argument("--verbose", action="store_true",
-                        help="also print the fuzz requests that failed and the server's log during fuzz and fd-limit")
+                        help="also print the fuzz requests that failed, and the server's log during fuzz and fd-limit")
     args = parser.parse_args()
     pin(1)
     raise_fd_limit()
     started = time.monotonic()
-    redis_server: list[subprocess.Popen[bytes]] = []
-    redis_url: list[str | None] = []
-
-    def redis() -> str | None:
-        """One redis-server for the whole run, started when a row first needs it."""
-        if not redis_url:
-            found = start_redis()
-            redis_url.append(found[1] if found else None)
-            redis_server.extend([found[0]] if found else [])
-        return redis_url[0]
-
-    if args.quick:
-        chosen: dict[str, Callable[[Plan], Awaitable[Row | list[Row]]]] = {
-            "disconnects": lambda plan: early_disconnects(plan, "memory", "memory store")}
-    else:
-        every = attacks(redis)
-        chosen = {name: every[name] for name in args.only or every}
+    chosen: dict[str, Attack] = (
+        {"disconnects": lambda plan: early_disconnects(plan, "memory", "memory store")} if args.quick
+        else {name: every[name] for name in args.only or every})
     plan = dataclasses.replace(QUICK if args.quick else Plan(), verbose=args.verbose)
     detected = ", ".join(f"{flag} {'yes' if has_flag(flag) else 'no'}" for flag in ("--queue-bytes", "--max-streams"))
     print(f"Measured {datetime.date.today().isoformat()} on {machine()}; server flags: {detected}", flush=True)
@@ -794,12 +809,10 @@ def main() -> None:
                 result = Row(name, f"harness error: {type(exc).__name__}: {exc}"[:200], "-", False)
             rows += result if isinstance(result, list) else [result]
     finally:
-        for process in redis_server:
-            process.terminate()
-            process.wait(timeout=10)
+        redis.close()
     print(table(rows))
-    if redis_url and redis_url[0] is None:
-        print("(redis-server not installed: the Redis rows were skipped)")
+    if redis.tried and redis.started is None:
+        print("(redis-server is not installed: the Redis rows were left out)")
     print(f"elapsed {time.monotonic() - started:.0f} s")
 
 
