@@ -473,23 +473,35 @@ async def store_stuck_streams(plan: Plan) -> Row:
 
 
 async def test_stream_stuck(plan: Plan) -> Row:
-    """GET /stream/test with 1 MiB events and readers that stopped: memory per stream must be
-    bounded in bytes (--queue-bytes), not only in events."""
+    """GET /stream/test with the largest events it accepts (1 MiB, or less once its bounds are sane)
+    and readers that stopped: memory per stream must be bounded in bytes (--queue-bytes), not only
+    in events."""
     readers = 3
     queue_bytes = int(flag_default("--queue-bytes") or MIB)
     allowed = readers * (4 * queue_bytes + 4 * MIB)
     with Server(*per_client_flags()) as server:
         await health(server.port)
+        size = await largest_test_event(server.port)
         await asyncio.sleep(0.5)
         rss = PeakRss(server)
-        request = http("GET", f"{API}/stream/test?count=100000&size=1048576&interval_ms=0")
+        request = http("GET", f"{API}/stream/test?count=100000&size={size}&interval_ms=0")
         with held([stuck_socket(server.port, request, index) for index in range(readers)]) as sockets:
             await rss.watch(plan.stuck_seconds)
             figure = f"{rss.growth()} ({statuses(sockets)})"
     assumed = "" if has_flag("--queue-bytes") else ", --queue-bytes taken as 1 MiB"
-    return Row(f"RSS growth, {readers} stuck readers of /stream/test?size=1048576", figure,
+    refused = "" if size == MIB else " (1 MiB refused)"
+    return Row(f"RSS growth, {readers} stuck readers of /stream/test?size={size}{refused}", figure,
                f"<= {allowed / MIB:.0f} MiB ({readers} x (4 x queue bytes + 4 MiB){assumed})",
                not rss.over.is_set() and rss.peak - rss.base <= allowed)
+
+
+async def largest_test_event(port: int) -> int:
+    """The largest `size` of 1 MiB, 256 KiB, 64 KiB or 16 KiB that /stream/test accepts."""
+    for size in (MIB, MIB // 4, MIB // 16, MIB // 64):
+        reply = await exchange(port, http("GET", f"{API}/stream/test?count=1&size={size}&interval_ms=0"), timeout=5)
+        if reply.status == 200:
+            return size
+    raise RuntimeError("/stream/test refused every size down to 16 KiB")
 
 
 # --- 4. clients that leave before the response starts --------------------------------------------
