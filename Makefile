@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8003
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench stress lint clean
 
 $(VENV)/.installed-run: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-bench
 	$(PY) -m bench $(BENCH_ARGS)
+
+stress: $(VENV)/.installed-bench
+	$(PY) -m bench.stress $(STRESS_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-interop .venv-interop.lock build dist *.egg-info .pytest_cache

@@ -24,7 +24,8 @@ SERVERS: dict[str, Callable[[int], list[str]]] = {
 }
 
 
-def _server_setup() -> None:
+def server_setup() -> None:
+    """In the server's child process: pin it to core 0 and lift its fd limit to the hard limit."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -39,7 +40,7 @@ def free_port() -> int:
 
 def start_server(name: str, command: Callable[[int], list[str]] | None = None) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    process = subprocess.Popen((command or SERVERS[name])(port), cwd=ROOT, preexec_fn=_server_setup,
+    process = subprocess.Popen((command or SERVERS[name])(port), cwd=ROOT, preexec_fn=server_setup,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while True:
