@@ -1,4 +1,5 @@
-"""`python -m bench`: every server in turn, the same workload, one load generator on another core.
+"""`python -m bench`: every server in turn, the same workload, one load generator on another core;
+then the headline, rhetor_stream's run path (`POST /stream`, what users call) against the raw floor.
 
 Methodology: the server process is pinned to core 0 and the load generator (bench/loadgen.py) to
 core 1, so neither steals the other's CPU. Throughput figures are medians of three runs after a
@@ -23,14 +24,16 @@ import aiohttp
 
 from bench.harness import PY, ROOT, SERVERS, loadgen, rss_kib, start_server
 
-FULL = {"single_count": 200_000, "streams": 1000, "stream_count": 500, "requests": 500, "idle": 2000, "runs": 3}
-QUICK = {"single_count": 20_000, "streams": 100, "stream_count": 200, "requests": 50, "idle": 200, "runs": 1}
+FULL = {"single_count": 200_000, "run_count": 100_000, "streams": 1000, "stream_count": 500, "requests": 500,
+        "idle": 2000, "runs": 3}
+QUICK = {"single_count": 20_000, "run_count": 20_000, "streams": 100, "stream_count": 200, "requests": 50,
+         "idle": 200, "runs": 1}
 
 
-def idle_memory(process: subprocess.Popen[bytes], port: int, streams: int) -> tuple[float, int]:
+def idle_memory(process: subprocess.Popen[bytes], port: int, streams: int, path: str) -> tuple[float, int]:
     before = rss_kib(process.pid)
-    holder = subprocess.Popen([PY, "-m", "bench.loadgen", "idle", "--port", str(port), "--streams", str(streams)],
-                              cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([PY, "-m", "bench.loadgen", "idle", "--port", str(port), "--streams", str(streams),
+                               "--path", path], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdin is not None
     ready = json.loads(holder.stdout.readline())
     time.sleep(0.5)
@@ -41,23 +44,25 @@ def idle_memory(process: subprocess.Popen[bytes], port: int, streams: int) -> tu
     return (after - before) / max(1, ready["ready"]), ready["errors"]
 
 
-def measure(name: str, plan: dict[str, int]) -> dict[str, Any]:
+def measure(name: str, plan: dict[str, int], path: str = "test") -> dict[str, Any]:
+    """One server on one workload: `test` (GET /stream/test, every server) or `run` (POST /stream)."""
     process, port = start_server(name)
+    single_count = plan["single_count"] if path == "test" else plan["run_count"]
     try:
         # Memory first, on a fresh process: after the throughput runs the allocator keeps freed memory
         # around and idle streams would appear to cost nothing.
-        loadgen("throughput", port, streams=10, count=100)  # warm-up: imports, first connections
-        kib, errors = idle_memory(process, port, plan["idle"])
-        loadgen("throughput", port, streams=10, count=2000)
+        loadgen("throughput", port, path=path, streams=10, count=100)  # warm-up: imports, first connections
+        kib, errors = idle_memory(process, port, plan["idle"], path)
+        loadgen("throughput", port, path=path, streams=10, count=2000)
         single, concurrent = [], []
         for _ in range(plan["runs"]):
-            result = loadgen("throughput", port, streams=1, count=plan["single_count"])
+            result = loadgen("throughput", port, path=path, streams=1, count=single_count)
             single.append(result["events_per_s"])
             errors += result["errors"] + result["incomplete"]
-            result = loadgen("throughput", port, streams=plan["streams"], count=plan["stream_count"])
+            result = loadgen("throughput", port, path=path, streams=plan["streams"], count=plan["stream_count"])
             concurrent.append(result["events_per_s"])
             errors += result["errors"] + result["incomplete"]
-        latency = loadgen("first-event", port, requests=plan["requests"])
+        latency = loadgen("first-event", port, path=path, requests=plan["requests"])
         errors += latency["errors"]
         return {"single": statistics.median(single), "concurrent": statistics.median(concurrent),
                 "p50": latency["p50_ms"], "p99": latency["p99_ms"], "kib": kib, "errors": errors}
@@ -69,8 +74,32 @@ def measure(name: str, plan: dict[str, int]) -> dict[str, Any]:
             process.kill()
 
 
+def run_path_table(run: dict[str, Any], floor: dict[str, Any], plan: dict[str, int]) -> tuple[str, list[str]]:
+    """The headline: what users get through `POST /stream` (a run, with its log and resumability),
+    against the raw floor's one-write-per-event figures on the test workload."""
+    rows = [("1 stream, events/s", "single", 1.5, "higher"),
+            (f"{plan['streams']} streams, events/s", "concurrent", 1.5, "higher"),
+            ("first event p50, ms", "p50", 1.3, "lower")]
+    lines = ["| figure | rhetor_stream, POST /stream | raw floor | ratio | target |", "|---|---:|---:|---:|---:|"]
+    checks = []
+    for label, key, target, better in rows:
+        ratio = run[key] / floor[key]
+        bound = f">= {target}x" if better == "higher" else f"<= {target}x"
+        lines.append(f"| {label} | {run[key]:,.2f} | {floor[key]:,.2f} | {ratio:.2f}x | {bound} |"
+                     if key == "p50" else f"| {label} | {run[key]:,.0f} | {floor[key]:,.0f} | {ratio:.2f}x | {bound} |")
+        ok = ratio >= target if better == "higher" else ratio <= target
+        checks.append(f"- {'PASS' if ok else 'FAIL'} run path {label} vs raw floor ({bound}): {ratio:.2f}x")
+    lines.append(f"| KiB per open run stream ({plan['idle']}, `Wait(3600)`) | {run['kib']:.1f} | "
+                 f"{floor['kib']:.1f} (idle stream) | | <= 20 KiB |")
+    checks.append(f"- {'PASS' if run['kib'] <= 20 else 'FAIL'} memory per open run stream (<= 20 KiB): "
+                  f"{run['kib']:.1f} KiB")
+    if run["errors"]:
+        checks.append(f"- FAIL the run path had {run['errors']} errors or incomplete streams")
+    return "\n".join(lines), checks
+
+
 def table(results: dict[str, dict[str, Any]], plan: dict[str, int]) -> str:
-    lines = [f"| server | 1 stream events/s | {plan['streams']} streams events/s | first event p50 ms | "
+    lines = [f"| server (test stream) | 1 stream events/s | {plan['streams']} streams events/s | first event p50 ms | "
              f"p99 ms | KiB per idle stream ({plan['idle']}) | errors |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
@@ -113,18 +142,27 @@ def main() -> None:
     parser.add_argument("--servers", nargs="+", choices=list(SERVERS), default=list(SERVERS))
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run in seconds")
     parser.add_argument("--markdown", type=Path, help="also write the table (with date and machine) here")
-    parser.add_argument("--no-stores", action="store_true", help="skip the memory vs Redis event store figure")
+    parser.add_argument("--no-stores", action="store_true",
+                        help="skip the memory vs Redis event store and --workers figures")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     results = {}
     for name in args.servers:
-        print(f"measuring {name} ...", file=sys.stderr, flush=True)
+        print(f"measuring {name} (test stream) ...", file=sys.stderr, flush=True)
         results[name] = measure(name, plan)
-    report = "\n".join([table(results, plan), "", *targets(results)])
+    sections = []
+    if "rhetor_stream" in results and "raw floor" in results:
+        print("measuring rhetor_stream (POST /stream runs) ...", file=sys.stderr, flush=True)
+        headline, checks = run_path_table(measure("rhetor_stream", plan, "run"), results["raw floor"], plan)
+        sections += ["Run path (what users call):", "", headline, "", *checks, ""]
+    sections += ["Test stream (`GET /api/mcp/v2/stream/test`, the workload every server serves):", "",
+                 table(results, plan), "", *targets(results)]
     if not args.no_stores:
         from bench.stores import compare
-        print("measuring the event stores ...", file=sys.stderr, flush=True)
-        report += "\n\n" + compare(plan["runs"], events=2_000 if args.quick else 20_000)
+        print("measuring the event stores and --workers ...", file=sys.stderr, flush=True)
+        stores, checks = compare(plan)
+        sections += ["", "Event stores (runs through `POST /stream`):", "", stores, "", *checks]
+    report = "\n".join(sections)
     print(report)
     if args.markdown:
         stamp = datetime.date.today().isoformat()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import socket
 import subprocess
 import sys
@@ -11,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from bench.loadgen import raise_fd_limit
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -28,8 +29,7 @@ def server_setup() -> None:
     """In the server's child process: pin it to core 0 and lift its fd limit to the hard limit."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_fd_limit()
 
 
 def free_port() -> int:
@@ -38,9 +38,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(name: str, command: Callable[[int], list[str]] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(name: str, command: Callable[[int], list[str]] | None = None, *,
+                 pinned: bool = True) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a server on a free port; `pinned=False` lets it use every core (several workers)."""
     port = free_port()
-    process = subprocess.Popen((command or SERVERS[name])(port), cwd=ROOT, preexec_fn=server_setup,
+    process = subprocess.Popen((command or SERVERS[name])(port), cwd=ROOT,
+                               preexec_fn=server_setup if pinned else raise_fd_limit,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while True:
@@ -53,7 +56,7 @@ def start_server(name: str, command: Callable[[int], list[str]] | None = None) -
             time.sleep(0.05)
 
 
-def loadgen(mode: str, port: int, **options: int) -> dict[str, Any]:
+def loadgen(mode: str, port: int, **options: int | str) -> dict[str, Any]:
     args = [PY, "-m", "bench.loadgen", mode, "--port", str(port)]
     for key, value in options.items():
         args += [f"--{key}", str(value)]

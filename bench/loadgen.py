@@ -70,8 +70,27 @@ class StreamReader(asyncio.Protocol):
 
 
 def request_bytes(port: int, count: int, size: int, interval_ms: int) -> bytes:
+    """The test stream (every server's shared workload): `count` chunks of `size` bytes."""
     return (f"GET /api/mcp/v2/stream/test?count={count}&size={size}&interval_ms={interval_ms} HTTP/1.1\r\n"
             f"Host: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n").encode()
+
+
+def run_request(port: int, tool_name: str, arguments: dict[str, Any], **options: Any) -> bytes:
+    """`POST /api/mcp/v2/stream`: what users call; every event goes through the run's event log."""
+    body = json.dumps({"tool_name": tool_name, "arguments": arguments, "stream_options": options}).encode()
+    return (f"POST /api/mcp/v2/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
+def workload(path: str, port: int, *, count: int, size: int = 128, idle: bool = False) -> bytes:
+    """The request of one stream: `test` (the test stream) or `run` (StreamText in word chunks, one
+    event per word; `Wait` for an hour when `idle`)."""
+    if path == "test":
+        return request_bytes(port, 2 if idle else count, size, 3_600_000 if idle else 0)
+    if idle:
+        return run_request(port, "Wait", {"seconds": 3600})
+    return run_request(port, "StreamText", {"text": "word " * count, "delay_ms": 0}, chunk_size="word",
+                       include_progress=False)
 
 
 async def open_stream(port: int, request: bytes, *, wait_for: bytes = END) -> StreamReader:
@@ -81,8 +100,8 @@ async def open_stream(port: int, request: bytes, *, wait_for: bytes = END) -> St
     return reader
 
 
-async def throughput(port: int, streams: int, count: int, size: int) -> dict[str, Any]:
-    request = request_bytes(port, count, size, 0)
+async def throughput(port: int, streams: int, count: int, size: int, path: str) -> dict[str, Any]:
+    request = workload(path, port, count=count, size=size)
     started = time.perf_counter()
     readers = await asyncio.gather(*(open_stream(port, request) for _ in range(streams)))
     results = await asyncio.gather(*(reader.done for reader in readers), return_exceptions=True)
@@ -97,28 +116,9 @@ async def throughput(port: int, streams: int, count: int, size: int) -> dict[str
             "incomplete": incomplete}
 
 
-async def run_stream(port: int, count: int) -> dict[str, Any]:
-    """One POST /api/mcp/v2/stream of `count` word chunks: a run, so every event goes through the
-    event store before it reaches the client."""
-    body = json.dumps({"tool_name": "StreamText", "arguments": {"text": "word " * count, "delay_ms": 0},
-                       "stream_options": {"chunk_size": "word", "include_progress": False}}).encode()
-    request = (f"POST /api/mcp/v2/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
-    started = time.perf_counter()
-    reader = await open_stream(port, request)
-    error = 0
-    try:
-        await reader.done
-    except ConnectionError:
-        error = 1
-    elapsed = time.perf_counter() - started
-    if reader.transport is not None:
-        reader.transport.close()
-    return {"events_per_s": reader.chunks / elapsed, "errors": error, "incomplete": int(reader.chunks != count)}
-
-
-async def first_event(port: int, requests: int) -> dict[str, Any]:
-    request = request_bytes(port, 1, 128, 0)
+async def first_event(port: int, requests: int, path: str) -> dict[str, Any]:
+    """Time from connecting to the first complete frame: the test stream, or a run of Echo."""
+    request = request_bytes(port, 1, 128, 0) if path == "test" else run_request(port, "Echo", {"text": "hi"})
     latencies = []
     errors = 0
     for _ in range(requests):
@@ -138,12 +138,14 @@ async def first_event(port: int, requests: int) -> dict[str, Any]:
             "p99_ms": latencies[min(len(latencies) - 1, round(0.99 * len(latencies)))], "errors": errors}
 
 
-async def idle(port: int, streams: int) -> dict[str, Any]:
-    """Open idle streams, say READY, hold them until told to close on stdin."""
-    request = request_bytes(port, 2, 128, 3_600_000)  # one chunk at once, the next an hour later
+async def idle(port: int, streams: int, path: str) -> dict[str, Any]:
+    """Open idle streams, say READY, hold them until told to close on stdin: test streams with one
+    chunk sent and the next an hour away, or runs of `Wait(3600)` with their `connected` received."""
+    request = workload(path, port, count=2, idle=True)
+    ready_at = CHUNKS[0][:-1] if path == "test" else b"event: connected"
     readers = []
     for start in range(0, streams, 100):
-        readers += await asyncio.gather(*(open_stream(port, request, wait_for=CHUNKS[0][:-1])
+        readers += await asyncio.gather(*(open_stream(port, request, wait_for=ready_at)
                                           for _ in range(start, min(streams, start + 100))))
     results = await asyncio.gather(*(reader.done for reader in readers), return_exceptions=True)
     errors = sum(1 for result in results if isinstance(result, BaseException))
@@ -158,7 +160,9 @@ async def idle(port: int, streams: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=["throughput", "first-event", "idle", "run"])
+    parser.add_argument("mode", choices=["throughput", "first-event", "idle"])
+    parser.add_argument("--path", choices=["test", "run"], default="test",
+                        help="test: GET /stream/test (every server); run: POST /stream (rhetor_stream's runs)")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--count", type=int, default=200_000)
@@ -174,13 +178,11 @@ def main() -> None:
     except ImportError:
         pass
     if args.mode == "throughput":
-        result = asyncio.run(throughput(args.port, args.streams, args.count, args.size))
-    elif args.mode == "run":
-        result = asyncio.run(run_stream(args.port, args.count))
+        result = asyncio.run(throughput(args.port, args.streams, args.count, args.size, args.path))
     elif args.mode == "first-event":
-        result = asyncio.run(first_event(args.port, args.requests))
+        result = asyncio.run(first_event(args.port, args.requests, args.path))
     else:
-        result = asyncio.run(idle(args.port, args.streams))
+        result = asyncio.run(idle(args.port, args.streams, args.path))
     print(json.dumps(result), flush=True)
 
 

@@ -1,8 +1,10 @@
-"""Events per second through a run's event store: the memory store against Redis Streams.
+"""The price of resumability: runs through the memory store against Redis Streams, and what a
+second worker process adds on a shared Redis store.
 
-The same run (StreamText cut into word chunks, so one event per word) is streamed through
-`POST /api/mcp/v2/stream` with each store; a run's events go through the store before they reach
-its client, so this is the price of resumability. Redis runs on the load generator's core.
+The same runs (StreamText cut into word chunks, one event per word) are streamed through
+`POST /api/mcp/v2/stream`: one run alone, then many at once. A run's events go through its store
+before they reach its client. Redis runs on the load generator's core; the `--workers` comparison
+lets the server use both cores, one worker against two.
 """
 from __future__ import annotations
 
@@ -14,8 +16,6 @@ import time
 from typing import Any
 
 from bench.harness import PY, free_port, loadgen, start_server
-
-EVENTS = 20_000
 
 
 def start_redis() -> tuple[subprocess.Popen[bytes], str] | None:
@@ -39,33 +39,61 @@ def start_redis() -> tuple[subprocess.Popen[bytes], str] | None:
             time.sleep(0.05)
 
 
-def measure(store: str, runs: int, events: int) -> dict[str, Any]:
-    process, port = start_server(f"rhetor_stream --event-store {store}", lambda port: [
-        PY, "-m", "rhetor_stream", "--port", str(port), "--log-level", "warning", "--event-store", store])
+def measure(plan: dict[str, int], *flags: str, pinned: bool = True) -> dict[str, Any]:
+    """One run alone and `streams` runs at once, events per second (medians), on a fresh server."""
+    process, port = start_server(f"rhetor_stream {' '.join(flags)}", lambda port: [
+        PY, "-m", "rhetor_stream", "--port", str(port), "--log-level", "warning", "--max-streams", "10000",
+        "--max-streams-per-client", "10000", *flags], pinned=pinned)
     try:
-        loadgen("run", port, count=1000)  # warm-up
-        results = [loadgen("run", port, count=events) for _ in range(runs)]
+        loadgen("throughput", port, path="run", count=1000)  # warm-up (every worker imports lazily)
+        single, concurrent, errors = [], [], 0
+        for _ in range(plan["runs"]):
+            result = loadgen("throughput", port, path="run", count=plan["run_count"])
+            single.append(result["events_per_s"])
+            errors += result["errors"] + result["incomplete"]
+            result = loadgen("throughput", port, path="run", streams=plan["streams"], count=plan["stream_count"])
+            concurrent.append(result["events_per_s"])
+            errors += result["errors"] + result["incomplete"]
     finally:
         process.terminate()
         process.wait(timeout=10)
-    return {"events_per_s": statistics.median(result["events_per_s"] for result in results),
-            "errors": sum(result["errors"] + result["incomplete"] for result in results)}
+    return {"single": statistics.median(single), "concurrent": statistics.median(concurrent), "errors": errors}
 
 
-def compare(runs: int, events: int = EVENTS) -> str:
-    lines = ["| event store | events/s through a run | vs memory | errors |", "|---|---:|---:|---:|"]
-    memory = measure("memory", runs, events)
-    lines.append(f"| memory | {memory['events_per_s']:,.0f} | 1.00x | {memory['errors']} |")
+def compare(plan: dict[str, int]) -> tuple[str, list[str]]:
+    """The event-store table and its target lines."""
+    streams = plan["streams"]
+    lines = [f"| event store | 1 run events/s | {streams} runs events/s | vs memory (1 / {streams}) | errors |",
+             "|---|---:|---:|---:|---:|"]
+    memory = measure(plan, "--event-store", "memory")
+    lines.append(f"| memory | {memory['single']:,.0f} | {memory['concurrent']:,.0f} | 1.00x / 1.00x "
+                 f"| {memory['errors']} |")
     redis = start_redis()
     if redis is None:
-        lines.append("| redis | (redis-server not installed: skipped) | | |")
-        return "\n".join(lines)
+        lines.append("| redis | (redis-server not installed: skipped) | | | |")
+        return "\n".join(lines), []
     process, url = redis
     try:
-        result = measure(url, runs, events)
+        shared = measure(plan, "--event-store", url)
+        one = measure(plan, "--event-store", url, pinned=False)
+        two = measure(plan, "--event-store", url, "--workers", "2", pinned=False)
     finally:
         process.terminate()
         process.wait(timeout=10)
-    lines.append(f"| redis | {result['events_per_s']:,.0f} | {result['events_per_s'] / memory['events_per_s']:.2f}x "
-                 f"| {result['errors']} |")
-    return "\n".join(lines)
+    lines.append(f"| redis | {shared['single']:,.0f} | {shared['concurrent']:,.0f} "
+                 f"| {shared['single'] / memory['single']:.2f}x / {shared['concurrent'] / memory['concurrent']:.2f}x "
+                 f"| {shared['errors']} |")
+    lines.append(f"| redis, 1 worker on both cores | {one['single']:,.0f} | {one['concurrent']:,.0f} | | "
+                 f"{one['errors']} |")
+    lines.append(f"| redis, `--workers 2` | {two['single']:,.0f} | {two['concurrent']:,.0f} | | {two['errors']} |")
+    ratio = shared["single"] / memory["single"]
+    workers = two["concurrent"] / one["concurrent"]
+    checks = [
+        f"- {'PASS' if ratio >= 0.5 else 'FAIL'} redis store vs memory store through a run (target >= 0.5x): "
+        f"{ratio:.2f}x",
+        f"- {'PASS' if not shared['errors'] else 'FAIL'} {streams} concurrent redis-backed runs without errors: "
+        f"{shared['errors']} errors",
+        f"- {'PASS' if workers >= 1.6 else 'FAIL'} --workers 2 vs 1 on {streams} concurrent runs "
+        f"(target >= 1.6x): {workers:.2f}x",
+    ]
+    return "\n".join(lines), checks
