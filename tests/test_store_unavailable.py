@@ -2,42 +2,14 @@
 a 500, and running runs that find their footing again."""
 from __future__ import annotations
 
-import subprocess
 import time
-from collections.abc import Iterator
 
-import pytest
 import redis.asyncio as redis
 
 from rhetor_stream.runs.redis_store import RedisEventStore
 from rhetor_stream.runs.store import RUNNING, RunRecord
 
-from tests.conftest import MakeClient, eventually, free_port, start_redis
-
-
-class DisposableRedis:
-    """A redis-server of this test's own, to stop and start again under a running server."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = start_redis(self.port)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def disposable_redis() -> Iterator[DisposableRedis]:
-    server = DisposableRedis()
-    server.start()
-    yield server
-    server.stop()
+from tests.conftest import DisposableRedis, MakeClient, eventually
 
 
 async def test_requests_get_503_while_redis_is_away(make_client: MakeClient,

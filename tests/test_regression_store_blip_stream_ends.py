@@ -1,0 +1,29 @@
+"""Regression: Redis away for a few seconds ended every live stream with a bare chunked terminator.
+
+The subscriber's read failed, the forwarder ended and the channel was finished without a frame: no
+`error`, no `disconnect`, and no reason to reconnect. Now the subscriber waits for the store and the
+stream goes on; every event arrives once, in order, whether Redis kept its data or came back empty.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import DisposableRedis, LiveReader, MakeClient, redis_outage
+
+TEXT = " ".join(f"Sentence {n} is here." for n in range(1, 121))
+
+
+@pytest.mark.parametrize("keep_data", [True, False], ids=["data-kept", "data-lost"])
+async def test_a_live_stream_goes_on_through_a_redis_restart(make_client: MakeClient, keep_data: bool,
+                                                             disposable_redis: DisposableRedis) -> None:
+    client = await make_client(event_store=disposable_redis.url, heartbeat=0.2)
+    body = {"tool_name": "StreamText", "arguments": {"text": TEXT, "delay_ms": 25}}
+    async with client.post("/api/mcp/v2/stream", json=body) as response:
+        assert response.status == 200
+        reader = LiveReader(response)
+        await reader.until(5)
+        await redis_outage(disposable_redis, 2.0, keep_data=keep_data)
+        events = await reader.rest()
+    assert reader.ids() == list(range(1, len(events) + 1))
+    assert [event.event for event in events][-2:] == ["complete", "disconnect"]
+    assert "".join(event.json()["content"]["content"] for event in events if event.event == "chunk") == TEXT
