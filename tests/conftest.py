@@ -169,6 +169,7 @@ class DisposableRedis:
 
     `stop()` loses the data, as a restart without persistence does; `stop(keep_data=True)` saves it
     first (SHUTDOWN SAVE into the test's directory), so the restart finds what was written before.
+    `pause()` and `resume()` freeze it instead (SIGSTOP/SIGCONT): connections stay open, unanswered.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -192,9 +193,23 @@ class DisposableRedis:
             self.process.kill()
         self.process.wait(timeout=10)
 
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
 
-async def redis_outage(server: DisposableRedis, seconds: float, *, keep_data: bool) -> None:
-    """Stop `server`, wait `seconds` (the event loop keeps running), start it again on its port."""
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+
+async def redis_outage(server: DisposableRedis, seconds: float, *, keep_data: bool | None) -> None:
+    """Stop `server`, wait `seconds` (the event loop keeps running), start it again on its port;
+    `keep_data=None` freezes it for that long instead."""
+    if keep_data is None:
+        server.pause()
+        await asyncio.sleep(seconds)
+        server.resume()
+        return
     await asyncio.to_thread(server.stop, keep_data=keep_data)
     await asyncio.sleep(seconds)
     await asyncio.to_thread(server.start)

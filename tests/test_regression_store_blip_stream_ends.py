@@ -2,7 +2,8 @@
 
 The subscriber's read failed, the forwarder ended and the channel was finished without a frame: no
 `error`, no `disconnect`, and no reason to reconnect. Now the subscriber waits for the store and the
-stream goes on; every event arrives once, in order, whether Redis kept its data or came back empty.
+stream goes on; every event arrives once, in order, whether Redis kept its data, came back empty or
+was only frozen for a while (SIGSTOP: connections open, nothing answered).
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from tests.conftest import DisposableRedis, LiveReader, MakeClient, redis_outage
 TEXT = " ".join(f"Sentence {n} is here." for n in range(1, 121))
 
 
-@pytest.mark.parametrize("keep_data", [True, False], ids=["data-kept", "data-lost"])
-async def test_a_live_stream_goes_on_through_a_redis_restart(make_client: MakeClient, keep_data: bool,
+@pytest.mark.parametrize("keep_data", [True, False, None], ids=["data-kept", "data-lost", "frozen"])
+async def test_a_live_stream_goes_on_through_a_redis_restart(make_client: MakeClient, keep_data: bool | None,
                                                              disposable_redis: DisposableRedis) -> None:
     client = await make_client(event_store=disposable_redis.url, heartbeat=0.2)
     body = {"tool_name": "StreamText", "arguments": {"text": TEXT, "delay_ms": 25}}
