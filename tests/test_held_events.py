@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import tracemalloc
 
-import orjson
-
 from rhetor_stream.runs.held import EVENT_OVERHEAD, HeldEvents
 from rhetor_stream.runs.store import StoredEvent
+from rhetor_stream.stream.channel import encode_payload
 
 
 def _event(seq: int, size: int = 100) -> StoredEvent:
-    return StoredEvent(seq, "chunk", orjson.dumps({"text": "x" * size, "seq": seq}))
+    return StoredEvent(seq, "chunk", encode_payload({"text": "x" * size, "seq": seq}))
 
 
 def test_written_events_make_room_oldest_first_across_runs() -> None:
@@ -43,15 +42,14 @@ def test_unwritten_events_are_never_forgotten() -> None:
 
 
 def test_the_budget_counts_the_bytes_really_held() -> None:
-    # orjson.dumps results keep ~4 KiB each whatever their length: holding them would cost ~40x.
+    # orjson.dumps results keep ~4 KiB each whatever their length; what the recorder stores does not.
     held = HeldEvents(limit=1 << 40)
     run = held.open("a")
-    events = [_event(seq, size=20) for seq in range(1, 5001)]
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        for event in events:
-            held.add(run, event)
+        for seq in range(1000, 6000):
+            held.add(run, _event(seq, size=20))
         used = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
