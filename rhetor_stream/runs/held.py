@@ -88,6 +88,9 @@ class HeldEvents:
         self._order: collections.deque[tuple[RunEvents, int]] = collections.deque()
         self._count = 0
 
+    def __len__(self) -> int:
+        return len(self._runs)
+
     def runs(self) -> list[RunEvents]:
         return list(self._runs.values())
 

@@ -161,6 +161,8 @@ class RedisEventStore(EventStore):
         self._renewing: asyncio.Task[None] | None = None
         self._executing: dict[str, RunRecord] = {}  # runs this process started and has not ended
         self._held = HeldEvents(buffer_bytes)
+        # Runs with events or an end to write: a write round looks at these, not at every open run.
+        self._dirty: dict[str, RunEvents] = {}
         self._away: str | None = None  # why Redis cannot be reached, while it cannot
         self._recheck = False  # after an outage: check every held run's log and record in Redis
         self._writing = asyncio.Lock()
@@ -195,7 +197,7 @@ class RedisEventStore(EventStore):
                 pass
             await self._redis.delete(self._lease_key(self._instance))
         except (RedisError, asyncio.TimeoutError) as exc:  # shutting down with Redis gone: say so
-            unwritten = sum(run.last - run.written for run in self._held.runs())
+            unwritten = sum(run.last - run.written for run in self._dirty.values())
             log.warning("could not write the last %d run event(s) to redis at shutdown: %s", unwritten,
                         exc or type(exc).__name__)
         await self._redis.aclose()
@@ -214,6 +216,7 @@ class RedisEventStore(EventStore):
                         "--event-store-buffer-bytes (%d) allows (%s)", run_id, self._held.bytes,
                         self._held.limit, self._away)
             self._on_overflow(run_id)
+        self._dirty[run_id] = run
         self._schedule_flush()
 
     async def wait_written(self, run_id: str) -> None:
@@ -229,6 +232,7 @@ class RedisEventStore(EventStore):
     def end(self, run_id: str, status: str) -> None:
         run = self._held.get(run_id) or self._held.open(run_id)
         run.ending = (status, self._executing.pop(run_id, None))
+        self._dirty[run_id] = run
         self._schedule_flush()
 
     @_reachable
@@ -263,9 +267,8 @@ class RedisEventStore(EventStore):
         """Redis failed a command: hold events, serve subscribers from them, and probe until it is back."""
         if self._away is None:
             self._away = self.cannot_reach(exc)
-            held = self._held.runs()
             log.warning("%s; holding the events of %d run(s) until it is back (at most %d bytes)",
-                        self._away, len(held), self._held.limit)
+                        self._away, len(self._held), self._held.limit)
         self._schedule_flush()
 
     @_reachable
@@ -377,7 +380,8 @@ class RedisEventStore(EventStore):
                 return
 
     def _to_write(self) -> list[RunEvents]:
-        return [run for run in self._held.runs()
+        runs = self._held.runs() if self._recheck else list(self._dirty.values())
+        return [run for run in runs
                 if run.last > run.written or run.ending is not None or (self._recheck and run.written)]
 
     async def _write_round(self) -> bool:
@@ -400,19 +404,20 @@ class RedisEventStore(EventStore):
                 except NoScriptError:  # a new or restarted Redis: the batch is sent again
                     await self._redis.script_load(_APPEND)
                     return True
+            self._recheck = self._recheck and not recheck
             for (run, events, ending), top in zip(runs, replies[1:] if recheck else replies):
                 if top == -2:
                     self._ended_elsewhere(run)
-                    continue
-                if top >= 0:
+                elif top >= 0:
                     self._write_again(run, top)
-                    continue
-                if events:
-                    run.written = run.top = events[-1].seq
-                if ending is not None:
-                    self._held.close(run)
+                else:
+                    if events:
+                        run.written = run.top = events[-1].seq
+                    if ending is not None:
+                        self._held.close(run)
+                    if run.closed or (run.last == run.written and run.ending is None):
+                        self._dirty.pop(run.run_id, None)  # (unless more came during the round)
             self._held.make_room()
-            self._recheck = self._recheck and not recheck
             return True
 
     def _append_args(self, run: RunEvents, events: list[StoredEvent],
@@ -442,9 +447,11 @@ class RedisEventStore(EventStore):
         gone = f"#{top + 1} to #{run.written} are gone, " if run.written > top else ""
         log.warning("redis lost the events of run %s: %swriting them again from #%d", run.run_id, gone,
                     run.written + 1)
+        self._recheck = True  # its record too, even with nothing left to write
 
     def _ended_elsewhere(self, run: RunEvents) -> None:
         self._held.close(run)
+        self._dirty.pop(run.run_id, None)
         if self._executing.pop(run.run_id, None) is not None:
             log.warning("run %s was ended elsewhere as lost while redis was away; it stops here", run.run_id)
             self._on_cancel(run.run_id)
@@ -455,7 +462,7 @@ class RedisEventStore(EventStore):
 
     def _came_back(self) -> None:
         log.warning("the redis event store at %s is back; writing the held events of %d run(s)",
-                    _safe(self._url), len(self._held.runs()))
+                    _safe(self._url), len(self._held))
         self._away = None
         self._recheck = True
         for run in self._held.runs():
