@@ -165,6 +165,12 @@ class Settings:
     run_store_max_bytes: int = _setting(256 * 1024 * 1024, "bytes of event data the memory store keeps "
                                         "in all; beyond it the oldest finished runs are forgotten early",
                                         validator=_positive)
+    event_store_buffer_bytes: int = _setting(32 * 1024 * 1024, "bytes of run events a process holds for "
+                                             "the redis event store: those not written yet (while Redis "
+                                             "is away) and a tail of written ones (to write again what a "
+                                             "restarted Redis lost); a run that would go past it while "
+                                             "Redis is away ends with event_store_unavailable",
+                                             validator=_positive)
     run_owner_lease: float = _setting(15.0, "seconds a process may stop renewing its lease in the shared "
                                       "store before others end its running runs as lost",
                                       validator=_positive)

@@ -19,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from rhetor_stream.settings import Settings
-from rhetor_stream.sse.parser import ServerSentEvent, aiter_events
+from rhetor_stream.sse.parser import ServerSentEvent, SSEParser, aiter_events
 from rhetor_stream.web.app import create_app
 from tests.fake_upstream import session, upstream  # noqa: F401  (fixtures for provider tests)
 
@@ -93,6 +93,34 @@ async def post_stream(client: TestClient, tool_name: str, arguments: dict[str, A
         return await read_events(response)
 
 
+class LiveReader:
+    """Reads a stream as it arrives: `until(n)` returns once n events are in, `rest()` at its end;
+    comments (heartbeats) are counted."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+        self.events: list[ServerSentEvent] = []
+        self.comments = 0
+        self._parser = SSEParser(on_comment=self._comment)
+
+    def _comment(self, text: str) -> None:
+        self.comments += 1
+
+    async def until(self, count: int) -> list[ServerSentEvent]:
+        while len(self.events) < count:
+            chunk = await self.response.content.readany()
+            if not chunk:
+                break
+            self.events.extend(self._parser.feed(chunk))
+        return self.events
+
+    async def rest(self) -> list[ServerSentEvent]:
+        return await self.until(sys.maxsize)
+
+    def ids(self) -> list[int]:
+        return [int(event.id.rsplit("-", 1)[1]) for event in self.events]
+
+
 # --- real processes ----------------------------------------------------------------------------------
 
 def spawn_server(*args: str) -> tuple[subprocess.Popen[str], str]:
@@ -118,11 +146,12 @@ def stop_server(process: subprocess.Popen[str]) -> None:
         process.wait()
 
 
-def start_redis(port: int) -> subprocess.Popen[bytes]:
+def start_redis(port: int, *args: str) -> subprocess.Popen[bytes]:
     """A real redis-server on `port`, persisting nothing, once it accepts connections."""
     binary = require_binary("redis-server", "the Redis event store tests need a real Redis")
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                                "--appendonly", "no", *args], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -133,6 +162,65 @@ def start_redis(port: int) -> subprocess.Popen[bytes]:
                 process.kill()
                 pytest.fail(f"redis-server did not start on port {port}")
             time.sleep(0.05)
+
+
+class DisposableRedis:
+    """A redis-server of one test's own, to stop and start again (same port) under a running server.
+
+    `stop()` loses the data, as a restart without persistence does; `stop(keep_data=True)` saves it
+    first (SHUTDOWN SAVE into the test's directory), so the restart finds what was written before.
+    `pause()` and `resume()` freeze it instead (SIGSTOP/SIGCONT): connections stay open, unanswered.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = start_redis(self.port, "--dir", str(self._directory))
+
+    def stop(self, *, keep_data: bool = False) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        if keep_data:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+                sock.sendall(b"SHUTDOWN SAVE\r\n")
+                sock.recv(100)  # the server closes the connection once it saved
+        else:
+            (self._directory / "dump.rdb").unlink(missing_ok=True)
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+
+async def redis_outage(server: DisposableRedis, seconds: float, *, keep_data: bool | None) -> None:
+    """Stop `server`, wait `seconds` (the event loop keeps running), start it again on its port;
+    `keep_data=None` freezes it for that long instead."""
+    if keep_data is None:
+        server.pause()
+        await asyncio.sleep(seconds)
+        server.resume()
+        return
+    await asyncio.to_thread(server.stop, keep_data=keep_data)
+    await asyncio.sleep(seconds)
+    await asyncio.to_thread(server.start)
+
+
+@pytest.fixture
+def disposable_redis(tmp_path: Path) -> Iterator[DisposableRedis]:
+    server = DisposableRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,43 +1,17 @@
 """Redis going away or losing its data: clear 503s that name the problem, health that says so, never
-a 500, and running runs that find their footing again."""
+a 500, and running runs that find their footing again. (The regression tests
+test_regression_store_blip_*.py restart Redis under running streams.)"""
 from __future__ import annotations
 
-import subprocess
+import asyncio
 import time
-from collections.abc import Iterator
 
-import pytest
 import redis.asyncio as redis
 
 from rhetor_stream.runs.redis_store import RedisEventStore
 from rhetor_stream.runs.store import RUNNING, RunRecord
 
-from tests.conftest import MakeClient, eventually, free_port, start_redis
-
-
-class DisposableRedis:
-    """A redis-server of this test's own, to stop and start again under a running server."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = start_redis(self.port)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def disposable_redis() -> Iterator[DisposableRedis]:
-    server = DisposableRedis()
-    server.start()
-    yield server
-    server.stop()
+from tests.conftest import DisposableRedis, LiveReader, MakeClient, eventually
 
 
 async def test_requests_get_503_while_redis_is_away(make_client: MakeClient,
@@ -98,3 +72,48 @@ async def test_after_redis_lost_everything_running_runs_are_put_back(disposable_
     finally:
         await admin.aclose()
         await store.close()
+
+
+async def test_a_run_whose_events_outgrow_the_buffer_ends_with_event_store_unavailable(
+        make_client: MakeClient, disposable_redis: DisposableRedis) -> None:
+    client = await make_client(event_store=disposable_redis.url, event_store_buffer_bytes=20_000)
+    text = " ".join(f"Sentence {n} is here." for n in range(1, 2001))
+    body = {"tool_name": "StreamText", "arguments": {"text": text, "delay_ms": 1}}
+    async with client.post("/api/mcp/v2/stream", json=body) as response:
+        reader = LiveReader(response)
+        await reader.until(3)
+        await asyncio.to_thread(disposable_redis.stop)
+        events = await asyncio.wait_for(reader.rest(), 30)  # it ends while Redis is still away
+    assert reader.ids() == list(range(1, len(events) + 1))
+    error, disconnect = events[-2:]
+    assert error.event == "error" and error.json()["code"] == "event_store_unavailable"
+    assert disconnect.event == "disconnect" and disconnect.json()["reason"] == "event_store_unavailable"
+    run_id = events[0].json()["run_id"]
+
+    await asyncio.to_thread(disposable_redis.start)  # empty: what the buffer still held is written again
+
+    async def ended() -> bool:
+        status = await client.get(f"/api/mcp/v2/runs/{run_id}")
+        return status.status == 200 and (await status.json())["status"] == "error"
+
+    await eventually(ended, timeout=30, what="the run's end was written once Redis was back")
+    async with client.get(f"/api/mcp/v2/runs/{run_id}/events", headers={"Last-Event-ID": events[-3].id}) as r:
+        assert [event.event for event in await LiveReader(r).rest()] == ["error", "disconnect"]
+    async with client.get(f"/api/mcp/v2/runs/{run_id}/events") as r:  # its start did not fit: said so
+        assert (await LiveReader(r).rest())[-2].json()["code"] == "events_expired"
+
+
+async def test_an_unknown_run_asked_for_while_redis_is_away_ends_cleanly_once_it_is_back(
+        make_client: MakeClient, disposable_redis: DisposableRedis) -> None:
+    client = await make_client(event_store=disposable_redis.url, heartbeat=0.1)
+    await asyncio.to_thread(disposable_redis.stop)
+    async with client.get("/api/mcp/v2/runs/nosuchrun/events") as response:
+        assert response.status == 200  # an EventSource would never come back after a 503
+        reader = LiveReader(response)
+        rest = asyncio.create_task(reader.rest())
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(disposable_redis.start)
+        assert await asyncio.wait_for(rest, 30) == []  # a clean end: the browser reconnects...
+    assert reader.comments > 0
+    response = await client.get("/api/mcp/v2/runs/nosuchrun/events")
+    assert response.status == 204  # ...and is told to stop

@@ -14,7 +14,8 @@ def open_store(settings: Settings) -> EventStore:
                                 max_bytes=settings.run_max_bytes, max_total_bytes=settings.run_store_max_bytes)
     from rhetor_stream.runs.redis_store import RedisEventStore
     return RedisEventStore(settings.event_store, retention=settings.run_retention,
-                           max_events=settings.run_max_events, lease=settings.run_owner_lease)
+                           max_events=settings.run_max_events, lease=settings.run_owner_lease,
+                           buffer_bytes=settings.event_store_buffer_bytes)
 
 
 __all__ = ["EventStore", "MemoryEventStore", "RunManager", "id_prefix", "open_store"]

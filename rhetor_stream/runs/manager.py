@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,12 +13,15 @@ from typing import Any
 import attrs
 
 from rhetor_stream.runs.recorder import RunRecorder
-from rhetor_stream.runs.store import RUNNING, EventsExpired, EventStore, RunRecord
+from rhetor_stream.runs.store import (RUNNING, STORE_UNAVAILABLE, EventsExpired, EventStore, RunRecord,
+                                     StoreUnavailable)
 from rhetor_stream.stream.channel import EventChannel, encode_payload
 from rhetor_stream.stream.run import Activity, StreamOptions, ToolRun, failure, new_run_id
 from rhetor_stream.tools.registry import Tool
 
 log = logging.getLogger("rhetor_stream.runs")
+
+_RETRY_FIRST, _RETRY_LAST = 0.1, 2.0  # pauses of a subscriber waiting for the event store to return
 
 
 def id_prefix(run_id: str) -> str:
@@ -59,7 +63,11 @@ class RunManager:
         self._finalizers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        await self.store.start(on_cancel=self.cancel_local)
+        await self.store.start(on_cancel=self.cancel_local, on_overflow=self._overflowed)
+
+    def _overflowed(self, run_id: str) -> None:
+        """The store can no longer keep the run's events (it is away and the buffer is full)."""
+        self.cancel_local(run_id, STORE_UNAVAILABLE)
 
     async def close(self) -> None:
         await self.store.close()
@@ -169,17 +177,32 @@ class RunManager:
 
     async def forward(self, run_id: str, after: int, channel: EventChannel, *,
                       recorder: RunRecorder | None = None, poll: float = 5.0) -> None:
-        """Replay the log after `after`, then follow it live, into `channel`, until `disconnect`."""
+        """Replay the log after `after`, then follow it live, into `channel`, until `disconnect`.
+
+        The store being away does not end the stream: the subscriber keeps its place and tries
+        again with growing pauses (heartbeats keep the connection alive meanwhile), and the run
+        goes on for it; only the run itself can end the stream (`disconnect`).
+        """
         key = object()
         if recorder is not None:
             recorder.hold_back(key, after)
+        pause = _RETRY_FIRST
         try:
             while True:
                 try:
                     events = await self.store.read(run_id, after, wait=poll)
+                    if not events and run_id not in self._local and await self.record(run_id) is None:
+                        channel.finish()  # the run expired while we waited
+                        return
                 except EventsExpired as exc:
                     channel.finish(*failure(str(exc), "events_expired", "events_expired"))
                     return
+                except StoreUnavailable as exc:
+                    log.debug("subscriber of run %s at #%d waits for the event store: %s", run_id, after, exc)
+                    await asyncio.sleep(pause * random.uniform(1.0, 1.25))
+                    pause = min(pause * 2, _RETRY_LAST)
+                    continue
+                pause = _RETRY_FIRST
                 for event in events:
                     await channel.send(event.event, event.data)
                     after = event.seq
@@ -188,9 +211,6 @@ class RunManager:
                     if event.event == "disconnect":
                         channel.finish()
                         return
-                if not events and await self.record(run_id) is None:
-                    channel.finish()  # the run expired while we waited
-                    return
         finally:
             if recorder is not None:
                 recorder.release(key)

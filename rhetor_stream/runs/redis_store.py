@@ -4,10 +4,19 @@ Layout per run: a hash `<prefix>:run:<id>` (tool, status, times) and a stream
 `<prefix>:run:<id>:events` whose entry ids are `0-<seq>`, so the log order is the run's own event
 order and `XREAD ... 0-<seq>` means exactly "everything after event <seq>". Appends are batched: the
 producer never waits for a round trip per event; whatever was appended during one loop turn goes
-out in one pipeline. Pipelines go out one at a time (a later one overtaking an earlier one would
-make XADD refuse the lower ids), and a run's last events and its final status go in one MULTI, so
-no process can read the end of a run whose status still says running. Cancellation travels over a
-pub/sub channel every process listens to.
+out in one pipeline, one script call per run (`_APPEND`) that adds the run's new events and, at its
+end, its final status at once, so no process can read the end of a run whose status still says
+running. Pipelines go out one at a time (a later one overtaking an earlier one would make XADD
+refuse the lower ids). Cancellation travels over a pub/sub channel every process listens to.
+
+Redis going away is not the end of a run. The events of this process's runs are held in memory
+(`runs/held.py`, `--event-store-buffer-bytes`) until Redis confirms them, and written when it is
+back: in order, with no gap, and with no duplicate (the script skips what the log already has, so a
+batch whose reply was lost with the connection can be sent again). A Redis that comes back empty (a
+restart without persistence) gets the records and the held tail of every running run written again.
+Meanwhile this process's own subscribers are served from what it holds, and subscribers of other
+runs wait, retrying, with heartbeats flowing. Only a run whose events no longer fit in the buffer
+ends, with an `error` event of code `event_store_unavailable` and a `disconnect`.
 
 Each process holds a lease, a key `<prefix>:instance:<id>` it keeps renewing, and names itself as
 the owner of the runs it starts. A process that dies (kill -9, a lost machine) stops renewing; any
@@ -17,20 +26,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import functools
+import hashlib
+import logging
 import secrets
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
+from rhetor_stream.runs.held import HeldEvents, RunEvents
 from rhetor_stream.runs.store import (RUNNING, EventsExpired, EventStore, RunRecord, StoredEvent,
-                                     StoreUnavailable)
+                                     StoreUnavailable, unheard)
 
 try:
     import redis.asyncio as redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import NoScriptError, RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError:
     raise RuntimeError("the redis event store needs the redis package: from the rhetor_stream checkout, run "
@@ -44,6 +58,37 @@ _SOCKET_TIMEOUT = 30.0
 _HEALTH_TIMEOUT = 1.0  # a health check answers fast, whatever Redis does
 _PENDING_LIMIT = 1024  # appended but unsent events per run before the producer waits
 _RELISTEN_FIRST, _RELISTEN_LAST = 0.5, 5.0  # pauses before listening again after Redis went away
+_REWRITE_FIRST, _REWRITE_LAST = 0.05, 1.0  # pauses between tries to write held events
+_WRITE_TIMEOUT = 5.0  # a write Redis does not answer (a hung server) counts as Redis away
+
+# KEYS: the run's events, its hash. ARGV: the top the log must have, the events bound, the keys'
+# expiry (s), 'end' or 'run', then the hash fields' count and pairs, then seq, event, data triples.
+# Appends only what is above the log's top, so a batch sent twice adds nothing twice. A log whose top
+# is below the expected one lost what this process wrote (Redis restarted empty): nothing is written
+# and the top is returned, for the caller to write again what it still holds. 'end' writes the final
+# record; 'run' puts back a running record that is missing. -1: written; -2: the run was ended
+# elsewhere (reaped as lost while this process could not renew its lease): its log is left alone.
+_APPEND = """
+local status = redis.call('HGET', KEYS[2], 'status')
+if status and status ~= 'running' then return -2 end
+local top = 0
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last > 0 then top = tonumber(string.match(last[1][1], '-(%d+)$')) end
+if top < tonumber(ARGV[1]) then return top end
+local fields = tonumber(ARGV[5]) * 2
+for i = 6 + fields, #ARGV, 3 do
+  if tonumber(ARGV[i]) > top then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '0-' .. ARGV[i], 'e', ARGV[i + 1], 'd', ARGV[i + 2])
+  end
+end
+if fields > 0 and (ARGV[4] == 'end' or redis.call('EXISTS', KEYS[2]) == 0) then
+  redis.call('HSET', KEYS[2], unpack(ARGV, 6, 5 + fields))
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return -1
+"""
+_APPEND_SHA = hashlib.sha1(_APPEND.encode()).hexdigest()
 
 # KEYS: the run's hash, its events, its owner's lease. ARGV: status, finished time, retention (s),
 # then event name and data pairs. Atomic, so a run ends once, whoever notices first.
@@ -77,7 +122,8 @@ T = TypeVar("T")
 
 
 def _reachable(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Redis being away is a StoreUnavailable (HTTP 503 before a stream), not an internal error."""
+    """Redis being away is a StoreUnavailable (HTTP 503 before a stream), not an internal error;
+    and the store starts watching for its return."""
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
@@ -85,6 +131,7 @@ def _reachable(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Corou
         except (RedisConnectionError, RedisTimeoutError) as exc:
             store = args[0]
             assert isinstance(store, RedisEventStore)
+            store.went_away(exc)
             raise StoreUnavailable(store.cannot_reach(exc)) from None
     return call
 
@@ -94,10 +141,13 @@ class RedisEventStore(EventStore):
     kind = "redis"
 
     def __init__(self, url: str, *, retention: float, max_events: int, lease: float = 15.0,
-                 prefix: str = "rhetor") -> None:
+                 prefix: str = "rhetor", buffer_bytes: int = 32 * 1024 * 1024) -> None:
         # redis-py's default socket timeout differs between versions (none, then 5 s); a URL's
         # `?socket_timeout=` still wins. A blocking read must end before it, or it fails as a timeout.
-        self._redis: Any = redis.from_url(url, socket_timeout=_SOCKET_TIMEOUT, socket_connect_timeout=5)
+        # One retry at once covers a pooled connection that a Redis restart cut; beyond that this
+        # store retries itself, holding events meanwhile (redis-py's own backoff would stall it).
+        self._redis: Any = redis.from_url(url, socket_timeout=_SOCKET_TIMEOUT, socket_connect_timeout=5,
+                                          retry=Retry(NoBackoff(), 1))
         socket_timeout = self._redis.connection_pool.connection_kwargs.get("socket_timeout")
         self._longest_block = socket_timeout / 2 if socket_timeout else _SOCKET_TIMEOUT
         self._reap = self._redis.register_script(_REAP)
@@ -110,15 +160,19 @@ class RedisEventStore(EventStore):
         self._instance = uuid.uuid4().hex[:16]
         self._renewing: asyncio.Task[None] | None = None
         self._executing: dict[str, RunRecord] = {}  # runs this process started and has not ended
-        self._pending: dict[str, list[StoredEvent]] = {}
-        # run id -> final status (and the run's record), written with its last events
-        self._ending: dict[str, tuple[str, RunRecord | None]] = {}
+        self._held = HeldEvents(buffer_bytes)
+        # Runs with events or an end to write: a write round looks at these, not at every open run.
+        self._dirty: dict[str, RunEvents] = {}
+        self._away: str | None = None  # why Redis cannot be reached, while it cannot
+        self._recheck = False  # after an outage: check every held run's log and record in Redis
         self._writing = asyncio.Lock()
         self._flushing: asyncio.Task[None] | None = None
+        self._round: asyncio.Future[None] | None = None  # done when the current write round ends
         self._listener: asyncio.Task[None] | None = None
 
-    async def start(self, on_cancel: Callable[[str], object]) -> None:
-        await super().start(on_cancel)
+    async def start(self, on_cancel: Callable[[str], object],
+                    on_overflow: Callable[[str], object] = unheard) -> None:
+        await super().start(on_cancel, on_overflow)
         try:
             await self._redis.ping()
         except Exception as exc:
@@ -134,32 +188,51 @@ class RedisEventStore(EventStore):
         return f"cannot reach the redis event store at {_safe(self._url)}: {exc or type(exc).__name__}"
 
     async def close(self) -> None:
-        for task in (self._listener, self._renewing):
+        for task in (self._listener, self._renewing, self._flushing):
             if task is not None:
                 task.cancel()
                 await asyncio.wait({task})
         try:
-            await self._flush()
+            while await asyncio.wait_for(self._write_round(), _WRITE_TIMEOUT):
+                pass
             await self._redis.delete(self._lease_key(self._instance))
-        except Exception as exc:  # shutting down with Redis gone: say so, without a traceback
-            log.warning("could not write the last run events to redis at shutdown: %s", exc)
+        except (RedisError, asyncio.TimeoutError) as exc:  # shutting down with Redis gone: say so
+            unwritten = sum(run.last - run.written for run in self._dirty.values())
+            log.warning("could not write the last %d run event(s) to redis at shutdown: %s", unwritten,
+                        exc or type(exc).__name__)
         await self._redis.aclose()
 
     @_reachable
     async def create(self, record: RunRecord) -> None:
         await self._put_running(record)
         self._executing[record.run_id] = record
+        self._held.open(record.run_id)
 
     def append(self, run_id: str, event: StoredEvent) -> None:
-        self._pending.setdefault(run_id, []).append(event)
+        run = self._held.get(run_id) or self._held.open(run_id)
+        if not self._held.add(run, event) and self._away is not None and not run.overflowed:
+            run.overflowed = True
+            log.warning("run %s ends: %d bytes of events wait for the redis event store, more than "
+                        "--event-store-buffer-bytes (%d) allows (%s)", run_id, self._held.bytes,
+                        self._held.limit, self._away)
+            self._on_overflow(run_id)
+        self._dirty[run_id] = run
         self._schedule_flush()
 
     async def wait_written(self, run_id: str) -> None:
-        if len(self._pending.get(run_id, ())) >= _PENDING_LIMIT and self._flushing is not None:
-            await asyncio.shield(self._flushing)
+        # Backpressure while Redis keeps up; while it is away, the buffer's budget bounds the run.
+        run = self._held.get(run_id)
+        while (run is not None and self._away is None and self._flushing is not None
+               and not self._flushing.done()
+               and (run.last - run.written >= _PENDING_LIMIT or self._held.bytes > self._held.limit)):
+            if self._round is None or self._round.done():
+                self._round = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._round)
 
     def end(self, run_id: str, status: str) -> None:
-        self._ending[run_id] = (status, self._executing.pop(run_id, None))
+        run = self._held.get(run_id) or self._held.open(run_id)
+        run.ending = (status, self._executing.pop(run_id, None))
+        self._dirty[run_id] = run
         self._schedule_flush()
 
     @_reachable
@@ -172,8 +245,34 @@ class RedisEventStore(EventStore):
         return RunRecord(run_id, text["tool_name"], text["status"], float(text["created"]),
                          float(finished) if finished else None, text.get("owner", ""))
 
-    @_reachable
     async def read(self, run_id: str, after: int, *, wait: float) -> list[StoredEvent]:
+        """From Redis; while it is away, from what this process holds of its own runs."""
+        run = self._held.get(run_id)
+        if self._away is None:
+            try:
+                return await self._read_log(run_id, after, wait)
+            except StoreUnavailable:
+                if run is None or not run.covers(after):
+                    raise
+        if run is None or not run.covers(after):
+            raise StoreUnavailable(self._away)
+        events = run.after(after)
+        if not events and wait > 0:
+            await run.wait(wait)  # an event, the end of the outage, or the time is up
+            if self._away is not None and run.covers(after):
+                events = run.after(after)
+        return events
+
+    def went_away(self, exc: BaseException) -> None:
+        """Redis failed a command: hold events, serve subscribers from them, and probe until it is back."""
+        if self._away is None:
+            self._away = self.cannot_reach(exc)
+            log.warning("%s; holding the events of %d run(s) until it is back (at most %d bytes)",
+                        self._away, len(self._held), self._held.limit)
+        self._schedule_flush()
+
+    @_reachable
+    async def _read_log(self, run_id: str, after: int, wait: float) -> list[StoredEvent]:
         block = {"block": max(1, round(min(wait, self._longest_block) * 1000))} if wait > 0 else {}
         reply = await self._redis.xread({self._events_key(run_id): f"0-{after}"}, count=1000, **block)
         if not reply:
@@ -225,7 +324,7 @@ class RedisEventStore(EventStore):
         key = self._lease_key(self._instance)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.exists(key)
-            pipe.set(key, "1", px=max(1, round(self._lease * 1000)))
+            pipe.set(key, "1", px=self._lease_ms)
             existed, _ = await pipe.execute()
         return not existed
 
@@ -251,42 +350,133 @@ class RedisEventStore(EventStore):
             elif status.decode() != RUNNING:
                 self._on_cancel(run_id)
                 stopped += 1
+        self._recheck = True  # and the logs: write again what Redis lost of them
+        self._schedule_flush()
         log.warning("this process's lease in redis had lapsed: %d run(s) restored, %d stopped "
                     "(ended elsewhere as lost)", restored, stopped)
 
     def _schedule_flush(self) -> None:
         if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush())
+            self._flushing = asyncio.create_task(self._keep_writing())
             self._flushing.add_done_callback(_report_failure)
 
-    async def _flush(self) -> None:
-        async with self._writing:
-            while self._pending or self._ending:
-                batch, self._pending = self._pending, {}
-                ending, self._ending = self._ending, {}
-                async with self._redis.pipeline(transaction=bool(ending)) as pipe:
-                    for run_id, events in batch.items():
-                        for event in events:
-                            pipe.xadd(self._events_key(run_id), {"e": event.event, "d": event.data},
-                                      id=f"0-{event.seq}", maxlen=self._max_events, approximate=True)
-                        if run_id not in ending:
-                            pipe.expire(self._events_key(run_id), RUNNING_TTL)
-                    for run_id, (status, record) in ending.items():
-                        self._end_in(pipe, run_id, status, record)
-                    await pipe.execute()
+    async def _keep_writing(self) -> None:
+        """Write rounds until nothing is left; while Redis is away, try again with growing pauses."""
+        pause = _REWRITE_FIRST
+        while True:
+            try:
+                wrote = await asyncio.wait_for(self._write_round(), _WRITE_TIMEOUT)
+            except (RedisError, asyncio.TimeoutError) as exc:
+                self.went_away(exc)
+                self._round_ended()
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _REWRITE_LAST)
+                continue
+            self._round_ended()
+            pause = _REWRITE_FIRST
+            if self._away is not None:
+                self._came_back()
+            elif not wrote and not self._to_write():  # (events added while the round returned)
+                return
 
-    def _end_in(self, pipe: Any, run_id: str, status: str, record: RunRecord | None) -> None:
-        # The whole record, not only the status: it restores one that Redis lost meanwhile.
-        fields = {"status": status} if record is None else self._fields(record, status)
-        pipe.hset(self._run_key(run_id), mapping={**fields, "finished": time.time()})
-        pipe.expire(self._run_key(run_id), self._ttl)
-        pipe.expire(self._events_key(run_id), self._ttl)
+    def _to_write(self) -> list[RunEvents]:
+        runs = self._held.runs() if self._recheck else list(self._dirty.values())
+        return [run for run in runs
+                if run.last > run.written or run.ending is not None or (self._recheck and run.written)]
+
+    async def _write_round(self) -> bool:
+        """One pipeline with what is unwritten; False when there was nothing to write."""
+        async with self._writing:
+            recheck = self._recheck
+            runs = [(run, run.unwritten(), run.ending) for run in self._to_write()]
+            if not runs:
+                if self._away is not None:
+                    await self._redis.ping()  # is it back?
+                return False
+            async with self._redis.pipeline(transaction=False) as pipe:
+                if recheck:  # Redis may have lost the lease too: no other process may reap our runs
+                    pipe.set(self._lease_key(self._instance), "1", px=self._lease_ms)
+                for run, events, ending in runs:
+                    pipe.evalsha(_APPEND_SHA, 2, self._events_key(run.run_id), self._run_key(run.run_id),
+                                 *self._append_args(run, events, ending))
+                try:
+                    replies = await pipe.execute()
+                except NoScriptError:  # a new or restarted Redis: the batch is sent again
+                    await self._redis.script_load(_APPEND)
+                    return True
+            self._recheck = self._recheck and not recheck
+            for (run, events, ending), top in zip(runs, replies[1:] if recheck else replies):
+                if top == -2:
+                    self._ended_elsewhere(run)
+                elif top >= 0:
+                    self._write_again(run, top)
+                else:
+                    if events:
+                        run.written = run.top = events[-1].seq
+                    if ending is not None:
+                        self._held.close(run)
+                    if run.closed or (run.last == run.written and run.ending is None):
+                        self._dirty.pop(run.run_id, None)  # (unless more came during the round)
+            self._held.make_room()
+            return True
+
+    def _append_args(self, run: RunEvents, events: list[StoredEvent],
+                     ending: tuple[str, RunRecord | None] | None) -> list[Any]:
+        if ending is not None:
+            status, record = ending
+            # The whole record, not only the status: it restores one that Redis lost meanwhile.
+            fields: dict[str, Any] = {"status": status} if record is None else self._fields(record, status)
+            fields["finished"] = time.time()
+            mode, ttl = "end", self._ttl
+        else:
+            record = self._executing.get(run.run_id)
+            fields = {} if record is None else self._fields(record, RUNNING)
+            mode, ttl = "run", RUNNING_TTL
+        args: list[Any] = [run.top, self._max_events, ttl, mode, len(fields)]
+        for pair in fields.items():
+            args.extend(pair)
+        for event in events:
+            args.extend((event.seq, event.event, event.data))
+        return args
+
+    def _write_again(self, run: RunEvents, top: int) -> None:
+        """Redis lost the run's log above `top`: write again what is held, and say what is gone."""
+        first = run.events[0].seq if run.events else run.last + 1
+        run.written = max(top, first - 1)  # unwritten events are never forgotten: not above before
+        run.top = top
+        gone = f"#{top + 1} to #{run.written} are gone, " if run.written > top else ""
+        log.warning("redis lost the events of run %s: %swriting them again from #%d", run.run_id, gone,
+                    run.written + 1)
+        self._recheck = True  # its record too, even with nothing left to write
+
+    def _ended_elsewhere(self, run: RunEvents) -> None:
+        self._held.close(run)
+        self._dirty.pop(run.run_id, None)
+        if self._executing.pop(run.run_id, None) is not None:
+            log.warning("run %s was ended elsewhere as lost while redis was away; it stops here", run.run_id)
+            self._on_cancel(run.run_id)
+
+    def _round_ended(self) -> None:
+        if self._round is not None and not self._round.done():
+            self._round.set_result(None)
+
+    def _came_back(self) -> None:
+        log.warning("the redis event store at %s is back; writing the held events of %d run(s)",
+                    _safe(self._url), len(self._held))
+        self._away = None
+        self._recheck = True
+        for run in self._held.runs():
+            run.wake()  # their subscribers read from Redis again
 
     async def _put_running(self, record: RunRecord) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(self._run_key(record.run_id), mapping=self._fields(record, RUNNING))
             pipe.expire(self._run_key(record.run_id), RUNNING_TTL)
             await pipe.execute()
+
+    @property
+    def _lease_ms(self) -> int:
+        return max(1, round(self._lease * 1000))
 
     def _fields(self, record: RunRecord, status: str) -> dict[str, Any]:
         return {"tool_name": record.tool_name, "status": status, "created": record.created,
@@ -332,12 +522,11 @@ class RedisEventStore(EventStore):
 
 
 def _report_failure(flush: asyncio.Task[None]) -> None:
-    """Nobody awaits a background flush, so its failure (events lost) must reach the log here."""
+    """Nobody awaits the background writer, so a failure of its own must reach the log here."""
     exc = None if flush.cancelled() else flush.exception()
-    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
-        log.error("writing run events to redis failed, they are lost: %s", exc)
-    elif exc is not None:
-        log.error("writing run events to redis failed, they are lost", exc_info=exc)
+    if exc is not None:
+        log.error("writing run events to redis failed; they stay held until the next event "
+                  "tries again", exc_info=exc)
 
 
 def _safe(url: str) -> str:

@@ -15,10 +15,18 @@ import attrs
 
 RUNNING = "running"
 FINAL_STATUSES = ("complete", "error", "cancelled")
+# Why a run ended when its events could no longer be kept (the code of its `error` event too).
+STORE_UNAVAILABLE = "event_store_unavailable"
+
+
+def unheard(run_id: str) -> None:
+    """The default `on_overflow` of a store started without one (a test of the store alone)."""
 
 
 def final_status(end_reason: str) -> str:
-    """A run's status from why it ended: any end but success or a tool error is a cancellation."""
+    """A run's status from why it ended: any end but success or a failure is a cancellation."""
+    if end_reason == STORE_UNAVAILABLE:
+        return "error"
     return end_reason if end_reason in ("complete", "error") else "cancelled"
 
 
@@ -59,9 +67,12 @@ class EventStore(abc.ABC):
     #: What `/health` calls it.
     kind: str = "memory"
 
-    async def start(self, on_cancel: Callable[[str], object]) -> None:
-        """Begin serving; `on_cancel(run_id)` is called when any process asks to cancel a run."""
+    async def start(self, on_cancel: Callable[[str], object],
+                    on_overflow: Callable[[str], object] = unheard) -> None:
+        """Begin serving; `on_cancel(run_id)` is called when any process asks to cancel a run, and
+        `on_overflow(run_id)` when a run's events can no longer be kept (the run must end)."""
         self._on_cancel = on_cancel
+        self._on_overflow = on_overflow
 
     async def close(self) -> None:
         """Release connections; events of finished runs stay until their retention ends."""

@@ -1,4 +1,13 @@
-"""Run endpoints: start detached runs, follow (and resume) any run's events, status and cancel."""
+"""Run endpoints: start detached runs, follow (and resume) any run's events, status and cancel.
+
+While the event store is away (Redis restarting), a stream that is open stays open: it waits for the
+store with heartbeats, and its run goes on (see `RunManager.forward` and the Redis store). A client
+that opens a run's events meanwhile gets the same: a 200 stream that waits, not a 503, because a
+browser's `EventSource` never reconnects after a status other than 200; it keeps its place
+(`Last-Event-ID`), and once the store is back it gets the events after it, or a clean end if the run
+turns out to be unknown (its reconnect then gets the 204 that stops it). Requests that answer in
+JSON (`POST`, status, cancel) get `503 event_store_unavailable` meanwhile: their callers can retry.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -13,6 +22,7 @@ from rhetor_stream.runs import id_prefix
 from rhetor_stream.runs.manager import LocalRun
 from rhetor_stream.runs.store import FINAL_STATUSES, StoreUnavailable
 from rhetor_stream.stream.channel import EventChannel
+from rhetor_stream.stream.run import failure
 from rhetor_stream.web import guard
 from rhetor_stream.web.capacity import SLOT
 from rhetor_stream.web.errors import ApiError, json_response
@@ -61,8 +71,11 @@ async def run_events(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     run_id = request.match_info["run_id"]
     after = _last_event_id(request, run_id)
-    if await state.runs.record(run_id) is None:
-        return web.Response(status=204)  # an EventSource stops reconnecting on 204
+    try:
+        if await state.runs.record(run_id) is None:
+            return web.Response(status=204)  # an EventSource stops reconnecting on 204
+    except StoreUnavailable as exc:  # wait for it in the stream (see the module docstring)
+        log.warning("GET %s waits for the event store: %s", request.path, exc)
     return await follow(request, run_id, after, local=state.runs.local(run_id), hold_back=False)
 
 
@@ -151,14 +164,17 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
 
 
 def _finish_channel(channel: EventChannel) -> Callable[[asyncio.Task[None]], None]:
-    """However the forwarder ends (a store error included), the client's stream must end too."""
+    """However the forwarder ends, the client's stream must end too: after a failure with an
+    `error` and a `disconnect`, never with a bare end that looks like a cut connection. (The store
+    being away is not a failure: the forwarder waits for it.)"""
     def done(task: asyncio.Task[None]) -> None:
         exc = None if task.cancelled() else task.exception()
-        if isinstance(exc, StoreUnavailable):  # the client's EventSource reconnects and may resume
-            log.warning("a run's events stopped: %s", exc)
-        elif exc is not None:
-            log.error("reading a run's events failed", exc_info=exc)
-        channel.finish()
+        if exc is None:
+            channel.finish()
+            return
+        log.error("reading a run's events failed", exc_info=exc)
+        channel.finish(*failure(f"reading the run's events failed: {type(exc).__name__} (see the "
+                                "server log)", "internal_error", "error"))
     return done
 
 

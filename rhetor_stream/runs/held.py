@@ -1,0 +1,145 @@
+"""What a process holds of its own runs' events for a shared store: the ones not written yet, and a
+tail of written ones, within one budget in bytes.
+
+Why unwritten events are held rather than dropped when the store is away: a gap in a run's log
+cannot be told from a bug, and the run itself is fine, so the store writes them, in order, once it
+is back. Why a tail of written events too: a Redis that restarts without persistence comes back
+empty, and the runs still executing here would go on with a log that starts in the middle; what this
+process still holds is written again, so a live subscriber goes on without a gap, and one that
+resumes from before the tail is told its events are no longer kept (`events_expired`), as for any
+bound. The tail also serves this process's own subscribers while the store is away.
+
+Why one budget for both: written events can be forgotten at any time and make room first, oldest
+first across runs; unwritten ones never are. When only unwritten events are left over the budget,
+the run that adds more must end (the store decides how). Bytes are counted as held: an event's data
+(already compact: the recorder encodes it with `encode_payload`, as an `orjson.dumps` result itself
+keeps ~4 KiB whatever its length) plus a fixed overhead for the objects around it, measured with
+tracemalloc.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+
+import attrs
+
+from rhetor_stream.runs.store import RunRecord, StoredEvent
+
+# StoredEvent, its bytes header, the sequence number and the two deque slots (measured: ~200 bytes).
+EVENT_OVERHEAD = 200
+_READ_LIMIT = 1000  # events one read returns, as one XREAD does
+
+
+def cost(event: StoredEvent) -> int:
+    return len(event.data) + EVENT_OVERHEAD
+
+
+@attrs.define(eq=False)
+class RunEvents:
+    """One run's held events: consecutive sequence numbers, the oldest forgotten first."""
+
+    run_id: str
+    events: collections.deque[StoredEvent] = attrs.Factory(collections.deque)
+    last: int = 0  # the last sequence number appended
+    written: int = 0  # the last one the store confirmed
+    # The top the store's log must have: lower means the store lost what this process wrote.
+    top: int = 0
+    ending: tuple[str, RunRecord | None] | None = None  # final status (and record) to write
+    overflowed: bool = False
+    closed: bool = False
+    changed: asyncio.Future[None] | None = None
+
+    def unwritten(self) -> list[StoredEvent]:
+        return list(itertools.islice(self.events, len(self.events) - (self.last - self.written), None))
+
+    def covers(self, after: int) -> bool:
+        """True when every event after `after` is held (a subscriber there can be served from here)."""
+        first = self.events[0].seq if self.events else self.last + 1
+        return first <= after + 1 <= self.last + 1
+
+    def after(self, after: int) -> list[StoredEvent]:
+        start = after + 1 - self.events[0].seq if self.events else 0
+        return list(itertools.islice(self.events, start, start + _READ_LIMIT))
+
+    async def wait(self, timeout: float) -> None:
+        """Until an event is added, the run is forgotten or `wake` is called; at most `timeout` s."""
+        if self.changed is None or self.changed.done():
+            self.changed = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.changed), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def wake(self) -> None:
+        if self.changed is not None and not self.changed.done():
+            self.changed.set_result(None)
+
+
+class HeldEvents:
+    """The held events of every run executing in this process, within `limit` bytes in all."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.bytes = 0
+        self._runs: dict[str, RunEvents] = {}
+        # Every held event as (run, seq) in the order added: forgetting goes oldest first across
+        # runs. Entries of forgotten events are skipped when reached and swept out when they pile up.
+        self._order: collections.deque[tuple[RunEvents, int]] = collections.deque()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def runs(self) -> list[RunEvents]:
+        return list(self._runs.values())
+
+    def open(self, run_id: str) -> RunEvents:
+        run = self._runs[run_id] = RunEvents(run_id)
+        return run
+
+    def get(self, run_id: str) -> RunEvents | None:
+        return self._runs.get(run_id)
+
+    def add(self, run: RunEvents, event: StoredEvent) -> bool:
+        """Hold `event`; False when the budget is spent on unwritten events."""
+        run.events.append(event)
+        run.last = event.seq
+        self._order.append((run, event.seq))
+        self._count += 1
+        self.bytes += cost(event)
+        run.wake()
+        return self.make_room()
+
+    def make_room(self) -> bool:
+        """Forget written events, oldest first, until the held ones fit; False if they cannot."""
+        order = self._order
+        while self.bytes > self.limit and order:
+            run, seq = order[0]
+            if run.closed or not run.events or run.events[0].seq != seq:
+                order.popleft()  # already forgotten
+                continue
+            if seq > run.written:
+                return False
+            order.popleft()
+            self._forget(run.events.popleft())
+        if len(order) > 2 * self._count + 1024:
+            self._order = collections.deque(entry for entry in order if _held(entry))
+        return self.bytes <= self.limit
+
+    def close(self, run: RunEvents) -> None:
+        """The run's end is written: nothing of it needs holding any more."""
+        run.closed = True
+        self._runs.pop(run.run_id, None)
+        while run.events:
+            self._forget(run.events.popleft())
+        run.wake()
+
+    def _forget(self, event: StoredEvent) -> None:
+        self.bytes -= cost(event)
+        self._count -= 1
+
+
+def _held(entry: tuple[RunEvents, int]) -> bool:
+    run, seq = entry
+    return not run.closed and bool(run.events) and run.events[0].seq <= seq

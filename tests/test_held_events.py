@@ -1,0 +1,56 @@
+"""The events a process holds for the shared store: one budget in real bytes, written events
+forgotten first (oldest first across runs), unwritten ones never."""
+from __future__ import annotations
+
+import tracemalloc
+
+from rhetor_stream.runs.held import EVENT_OVERHEAD, HeldEvents
+from rhetor_stream.runs.store import StoredEvent
+from rhetor_stream.stream.channel import encode_payload
+
+
+def _event(seq: int, size: int = 100) -> StoredEvent:
+    return StoredEvent(seq, "chunk", encode_payload({"text": "x" * size, "seq": seq}))
+
+
+def test_written_events_make_room_oldest_first_across_runs() -> None:
+    held = HeldEvents(limit=20 * (130 + EVENT_OVERHEAD))
+    a, b = held.open("a"), held.open("b")
+    for seq in range(1, 11):
+        assert held.add(a, _event(seq))
+        assert held.add(b, _event(seq))
+    a.written = b.written = 10
+    for seq in range(11, 16):
+        assert held.add(a, _event(seq))  # each makes room by forgetting a written event
+    assert held.bytes <= held.limit
+    assert (a.events[0].seq, b.events[0].seq) == (4, 3)  # a1 b1 a2 b2 a3 went, in the order added
+    assert a.events[0].seq + len(a.events) - 1 == 15  # what is held stays consecutive
+    assert a.covers(a.events[0].seq - 1) and not a.covers(a.events[0].seq - 2)
+    assert [event.seq for event in a.after(13)] == [14, 15]
+
+
+def test_unwritten_events_are_never_forgotten() -> None:
+    held = HeldEvents(limit=5 * (130 + EVENT_OVERHEAD))
+    run = held.open("a")
+    results = [held.add(run, _event(seq)) for seq in range(1, 11)]
+    assert results[:4] == [True] * 4 and not results[-1]  # over the budget: the caller must act
+    assert [event.seq for event in run.unwritten()] == list(range(1, 11))
+    run.written = 10
+    assert held.make_room() and held.bytes <= held.limit
+    held.close(run)
+    assert held.bytes == 0 and held.runs() == []
+
+
+def test_the_budget_counts_the_bytes_really_held() -> None:
+    # orjson.dumps results keep ~4 KiB each whatever their length; what the recorder stores does not.
+    held = HeldEvents(limit=1 << 40)
+    run = held.open("a")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for seq in range(1000, 6000):
+            held.add(run, _event(seq, size=20))
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert 0.5 < used / held.bytes < 1.5
