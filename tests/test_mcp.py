@@ -359,3 +359,24 @@ async def test_mcp_needs_the_api_key_and_a_trusted_origin(make_client: MakeClien
     assert response.status == 403
     response = await client.post("/mcp", json=body, headers=keyed)
     assert response.status == 200 and response.headers["Mcp-Session-Id"]
+
+
+async def test_only_tool_calls_count_against_a_key_s_run_limit(make_client: MakeClient) -> None:
+    client = await make_client(key_max_concurrent_runs=1)
+    state = client.server.app[STATE]
+    mcp = Mcp(client)
+    await mcp.initialize()
+    call = asyncio.ensure_future(mcp.stream("Wait", {"seconds": 30}))
+
+    async def running() -> bool:
+        return state.activity.active_tools == 1
+
+    await eventually(running, what="the call started")
+    refused = (await mcp.call("tools/call", {"name": "Echo", "arguments": {"text": "x"}}))["result"]
+    assert refused["isError"] is True and refused["structuredContent"]["code"] == "rate_limited"
+    assert (await mcp.call("ping"))["result"] == {}
+    response = await client.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                               "params": {"requestId": 1}}, headers=mcp.headers())
+    assert response.status == 202
+    await asyncio.wait_for(call, 10)
+    assert (await mcp.call("tools/call", {"name": "Echo", "arguments": {"text": "y"}}))["result"]["isError"] is False

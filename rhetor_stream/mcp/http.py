@@ -272,6 +272,9 @@ async def _start_call(request: web.Request, session: Session, message: Message,
         return protocol.result(message.id, protocol.tool_error(exc.message, exc.code, argument=exc.argument))
     except ApiError as exc:
         return protocol.result(message.id, protocol.tool_error(exc.message, exc.code, **exc.extra))
+    refusal = guard.admit_run(request)
+    if refusal is not None:
+        return protocol.result(message.id, protocol.tool_error(refusal.message, "rate_limited", limit=refusal.limit))
     run = await state.runs.create(tool, arguments, StreamOptions(), grace=grace)
     guard.hold_slot(request, run.tool_run)
     _app_state(request).track(session, message.id, run)
