@@ -61,12 +61,18 @@ class McpState:
     watchers: set[asyncio.Future[None]] = attrs.Factory(set)
 
     def track(self, session: Session, request_id: RequestId, run: LocalRun) -> None:
+        """Remember the call's run until it ends (a reused request id maps to its newest run)."""
         key = (session.nonce, request_id)
         self.calls[key] = run.run_id
+
+        def ended(waiter: asyncio.Future[None]) -> None:
+            self.watchers.discard(waiter)
+            if self.calls.get(key) == run.run_id:
+                del self.calls[key]
+
         waiter = asyncio.ensure_future(run.tool_run.wait_closed())
         self.watchers.add(waiter)
-        waiter.add_done_callback(self.watchers.discard)
-        waiter.add_done_callback(lambda _: self.calls.pop(key, None) if self.calls.get(key) == run.run_id else None)
+        waiter.add_done_callback(ended)
 
     def runs_of(self, session: Session) -> list[str]:
         return [run_id for (nonce, _), run_id in self.calls.items() if nonce == session.nonce]
