@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run in seconds")
     parser.add_argument("--markdown", type=Path, help="also write the table (with date and machine) here")
     parser.add_argument("--no-stores", action="store_true", help="skip the memory vs Redis event store figure")
+    parser.add_argument("--no-mcp", action="store_true", help="skip the /mcp vs /api/mcp/v2/stream figure")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     results = {}
@@ -125,6 +126,10 @@ def main() -> None:
         from bench.stores import compare
         print("measuring the event stores ...", file=sys.stderr, flush=True)
         report += "\n\n" + compare(plan["runs"], events=2_000 if args.quick else 20_000)
+    if not args.no_mcp:
+        from bench.mcp import compare as compare_mcp
+        print("measuring a tool call through /mcp ...", file=sys.stderr, flush=True)
+        report += "\n\n" + compare_mcp(plan["runs"], events=2_000 if args.quick else 20_000)
     print(report)
     if args.markdown:
         stamp = datetime.date.today().isoformat()

@@ -35,10 +35,12 @@ def raise_fd_limit() -> None:
 class StreamReader(asyncio.Protocol):
     """Reads one SSE response: counts chunks, notes the first frame and the end."""
 
-    def __init__(self, request: bytes, started: float, *, wait_for: bytes = END) -> None:
+    def __init__(self, request: bytes, started: float, *, wait_for: bytes = END,
+                 markers: tuple[bytes, ...] = CHUNKS) -> None:
         self.request = request
         self.started = started
         self.wait_for = wait_for
+        self.markers = markers
         self.chunks = 0
         self.first_frame: float | None = None
         self.tail = b""
@@ -59,7 +61,7 @@ class StreamReader(asyncio.Protocol):
                 self.first_frame = time.perf_counter()
                 self.head = b""
         window = self.tail + data
-        self.chunks += sum(window.count(marker) - self.tail.count(marker) for marker in CHUNKS)
+        self.chunks += sum(window.count(marker) - self.tail.count(marker) for marker in self.markers)
         if self.wait_for in window and not self.done.done():
             self.done.set_result(None)
         self.tail = window[-64:]
@@ -74,9 +76,10 @@ def request_bytes(port: int, count: int, size: int, interval_ms: int) -> bytes:
             f"Host: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n").encode()
 
 
-async def open_stream(port: int, request: bytes, *, wait_for: bytes = END) -> StreamReader:
+async def open_stream(port: int, request: bytes, *, wait_for: bytes = END,
+                      markers: tuple[bytes, ...] = CHUNKS) -> StreamReader:
     loop = asyncio.get_running_loop()
-    reader = StreamReader(request, time.perf_counter(), wait_for=wait_for)
+    reader = StreamReader(request, time.perf_counter(), wait_for=wait_for, markers=markers)
     await loop.create_connection(lambda: reader, "127.0.0.1", port)
     return reader
 
@@ -97,15 +100,50 @@ async def throughput(port: int, streams: int, count: int, size: int) -> dict[str
             "incomplete": incomplete}
 
 
-async def run_stream(port: int, count: int) -> dict[str, Any]:
-    """One POST /api/mcp/v2/stream of `count` word chunks: a run, so every event goes through the
-    event store before it reaches the client."""
-    body = json.dumps({"tool_name": "StreamText", "arguments": {"text": "word " * count, "delay_ms": 0},
-                       "stream_options": {"chunk_size": "word", "include_progress": False}}).encode()
-    request = (f"POST /api/mcp/v2/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+def post_bytes(port: int, path: str, body: dict[str, Any], headers: str = "") -> bytes:
+    data = json.dumps(body).encode()
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n{headers}"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode() + data
+
+
+async def run_stream(port: int, count: int, *, chunk_size: str = "word") -> dict[str, Any]:
+    """One POST /api/mcp/v2/stream of `count` chunks (words, or sentences as /mcp cuts them): a run,
+    so every event goes through the event store before it reaches the client."""
+    request = post_bytes(port, "/api/mcp/v2/stream", {
+        "tool_name": "StreamText", "arguments": {"text": _text(count, chunk_size), "delay_ms": 0},
+        "stream_options": {"chunk_size": chunk_size, "include_progress": False}})
+    return await _count_run(port, request, count)
+
+
+def _text(count: int, chunk_size: str) -> str:
+    return ("word " if chunk_size == "word" else "Go. ") * count
+
+
+MCP_HEADERS = "Accept: application/json, text/event-stream\r\n"
+MCP_CHUNK = b'"method":"notifications/progress"'
+
+
+async def mcp_run(port: int, count: int) -> dict[str, Any]:
+    """The same tool call through /mcp: `count` sentence chunks (MCP has no stream_options, and the
+    default cuts sentences), each a progress notification, counted after the handshake."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(post_bytes(port, "/mcp", {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}},
+        MCP_HEADERS))
+    head = (await reader.read()).split(b"\r\n\r\n", 1)[0].decode()
+    writer.close()
+    session = next(line.split(":", 1)[1].strip() for line in head.splitlines()
+                   if line.lower().startswith("mcp-session-id:"))
+    request = post_bytes(port, "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "StreamText", "arguments": {"text": _text(count, "sentence"), "delay_ms": 0}, "_meta": {"progressToken": 1}}},
+        MCP_HEADERS + f"Mcp-Session-Id: {session}\r\n")
+    return await _count_run(port, request, count, markers=(MCP_CHUNK,), wait_for=b'"result":')
+
+
+async def _count_run(port: int, request: bytes, count: int, *, markers: tuple[bytes, ...] = CHUNKS,
+                     wait_for: bytes = END) -> dict[str, Any]:
     started = time.perf_counter()
-    reader = await open_stream(port, request)
+    reader = await open_stream(port, request, wait_for=wait_for, markers=markers)
     error = 0
     try:
         await reader.done
@@ -158,7 +196,7 @@ async def idle(port: int, streams: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=["throughput", "first-event", "idle", "run"])
+    parser.add_argument("mode", choices=["throughput", "first-event", "idle", "run", "run-sentences", "mcp"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--count", type=int, default=200_000)
@@ -177,6 +215,10 @@ def main() -> None:
         result = asyncio.run(throughput(args.port, args.streams, args.count, args.size))
     elif args.mode == "run":
         result = asyncio.run(run_stream(args.port, args.count))
+    elif args.mode == "run-sentences":
+        result = asyncio.run(run_stream(args.port, args.count, chunk_size="sentence"))
+    elif args.mode == "mcp":
+        result = asyncio.run(mcp_run(args.port, args.count))
     elif args.mode == "first-event":
         result = asyncio.run(first_event(args.port, args.requests))
     else:
