@@ -1,22 +1,23 @@
 """The official MCP Python SDK's client against a real server process: the handshake (its 2026 probe
 falls back to initialize), tools, streamed progress, error results, cancellation, and a stream cut
 mid-call that the SDK resumes with Last-Event-ID; then the same resume through a second process on
-Redis, over raw HTTP, since the SDK cannot be told to reconnect elsewhere."""
+Redis, over raw HTTP, since the SDK cannot be told to reconnect elsewhere; and the stdio transport."""
 from __future__ import annotations
 
 import asyncio
 import json
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import anyio
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
 from rhetor_stream.sse.parser import ServerSentEvent, SSEParser
-from tests.conftest import eventually, spawn_server, stop_server
+from tests.conftest import ROOT, eventually, spawn_server, stop_server
 from tests.proxy import CuttingProxy
 
 TEXT = " ".join(f"Sentence number {n} is here." for n in range(1, 13))
@@ -181,3 +182,55 @@ async def test_a_stream_cut_on_one_process_resumes_on_another(redis_servers: tup
     assert {message["params"]["progressToken"] for message in messages[:-1]} == {42}
     assert messages[-1]["id"] == "call-1" and messages[-1]["result"]["structuredContent"]["chunks"] == 12
     await asyncio.sleep(0)
+
+
+# --- stdio --------------------------------------------------------------------------------------------
+
+STDIO = StdioServerParameters(command=sys.executable, args=["-m", "rhetor_stream.mcp", *FAST], cwd=str(ROOT))
+
+
+async def test_sdk_over_stdio_lists_calls_and_streams() -> None:
+    async with Client(STDIO) as client:
+        assert "StreamText" in [tool.name for tool in (await client.list_tools()).tools]
+        assert (await client.call_tool("Echo", {"text": "pipe"})).structured_content == {"text": "pipe"}
+        progress = Progress()
+        result = await client.call_tool("StreamText", {"text": TEXT, "delay_ms": 0}, progress_callback=progress)
+        assert "".join(progress.texts) == TEXT and not result.is_error
+        assert (await client.call_tool("Wait", {"seconds": "x"})).is_error
+
+
+def test_stdio_cancels_a_call_and_survives_bad_lines() -> None:
+    process = subprocess.Popen([sys.executable, "-m", "rhetor_stream.mcp", *FAST], cwd=ROOT, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert process.stdin is not None and process.stdout is not None
+
+    def send(message: dict[str, Any] | str) -> None:
+        assert process.stdin is not None
+        process.stdin.write((message if isinstance(message, str) else json.dumps(message)) + "\n")
+        process.stdin.flush()
+
+    def receive() -> dict[str, Any]:
+        assert process.stdout is not None
+        return json.loads(process.stdout.readline())  # type: ignore[no-any-return]
+
+    try:
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        assert receive()["result"]["protocolVersion"] == "2025-06-18"
+        send("{oops")
+        assert receive()["error"]["code"] == -32700
+        send({"jsonrpc": "2.0", "id": "w", "method": "tools/call", "params": {
+            "name": "Wait", "arguments": {"seconds": 60}, "_meta": {"progressToken": 9}}})
+        assert receive()["params"]["message"].startswith("0% Starting Wait")  # it runs
+        send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "w"}})
+        while "id" not in (answer := receive()):
+            pass
+        assert answer["id"] == "w" and answer["result"]["structuredContent"]["code"] == "cancelled"
+        send({"jsonrpc": "2.0", "id": 2, "method": "nope"})
+        assert receive()["error"]["code"] == -32601
+        process.stdin.close()
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -30,13 +30,12 @@ from aiohttp import hdrs, web
 from rhetor_stream.mcp import protocol
 from rhetor_stream.mcp.protocol import Message, RequestId, RpcError
 from rhetor_stream.mcp.sessions import Session, Sessions
-from rhetor_stream.mcp.stream import CallStream, McpChannel, McpCollector, parse_event_id
+from rhetor_stream.mcp.stream import CallStream, McpChannel, McpRelay, parse_event_id
 from rhetor_stream.runs.manager import LocalRun
 from rhetor_stream.runs.store import StoreUnavailable
 from rhetor_stream.security.capability import Capabilities
 from rhetor_stream.sse.encoding import encode_json_event
 from rhetor_stream.stream.run import StreamOptions
-from rhetor_stream.tools.registry import ArgumentError
 from rhetor_stream.web import guard
 from rhetor_stream.web.errors import ApiError
 from rhetor_stream.web.runs import FollowSession, follow
@@ -178,7 +177,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         return web.Response(status=202)
     if message.method == "tools/call":
         return await _call_tool(request, session, message, accepts)
-    return _reply(_answer(request, message), accepts)
+    return _reply(protocol.answer(message, request.app[STATE].tools), accepts)
 
 
 def _initialize(request: web.Request, message: Message, accepts: Accepts) -> web.Response:
@@ -214,24 +213,8 @@ async def _batch(request: web.Request, body: list[Any]) -> web.Response:
         elif message.method == "tools/call":
             answers.append(await _call_tool_for_json(request, session, message))
         else:
-            answers.append(_answer(request, message))
+            answers.append(protocol.answer(message, request.app[STATE].tools))
     return _json(answers) if answers else web.Response(status=202)
-
-
-def _answer(request: web.Request, message: Message) -> dict[str, Any]:
-    """The response to a request that needs no run."""
-    state = request.app[STATE]
-    try:
-        if message.method == "ping":
-            return protocol.result(message.id, {})
-        if message.method == "tools/list":
-            return protocol.result(message.id, protocol.list_tools(state.tools))
-        if message.method == "logging/setLevel":
-            return protocol.result(message.id, protocol.set_level(message))
-        raise RpcError(protocol.METHOD_NOT_FOUND, f"method {message.method!r} is not served here "
-                       "(initialize, ping, tools/list, tools/call, logging/setLevel)", message.id)
-    except RpcError as exc:
-        return exc.response()
 
 
 def _notified(request: web.Request, session: Session, message: Message) -> None:
@@ -259,32 +242,20 @@ async def _start_call(request: web.Request, session: Session, message: Message,
     """Check the call and start its run; or the response that refuses it."""
     assert message.id is not None
     state = request.app[STATE]
-    params = message.params
-    name = params.get("name")
-    if not isinstance(name, str) or not name:
-        return protocol.error(message.id, protocol.INVALID_PARAMS, "tools/call needs params.name (a string)")
-    tool = state.tools.get(name)
-    if tool is None:
-        return protocol.error(message.id, protocol.INVALID_PARAMS, f"unknown tool {name!r}; tools/list lists them")
-    meta = params.get("_meta")
-    token = meta.get("progressToken") if isinstance(meta, dict) else None
-    if token is not None and not protocol.valid_id(token):
-        return protocol.error(message.id, protocol.INVALID_PARAMS, "params._meta.progressToken must be a string "
-                              f"or an integer of at most {protocol.MAX_ID_CHARS} characters")
+    checked = protocol.check_call(message, state.tools, request.app)
+    if not isinstance(checked, protocol.ToolCall):
+        return checked
     try:
-        arguments = tool.validate(params.get("arguments"), app=request.app)
-        guard.check_token_budget(request, tool, arguments)
-    except ArgumentError as exc:
-        return protocol.result(message.id, protocol.tool_error(exc.message, exc.code, argument=exc.argument))
+        guard.check_token_budget(request, checked.tool, checked.arguments)
     except ApiError as exc:
         return protocol.result(message.id, protocol.tool_error(exc.message, exc.code, **exc.extra))
     refusal = guard.admit_run(request)
     if refusal is not None:
         return protocol.result(message.id, protocol.tool_error(refusal.message, "rate_limited", limit=refusal.limit))
-    run = await state.runs.create(tool, arguments, StreamOptions(), grace=grace)
+    run = await state.runs.create(checked.tool, checked.arguments, StreamOptions(), grace=grace)
     guard.hold_slot(request, run.tool_run)
     _app_state(request).track(session, message.id, run)
-    return _Call(run, CallStream(session.nonce, message.id, token))
+    return _Call(run, CallStream(session.nonce, message.id, checked.progress_token))
 
 
 async def _call_tool(request: web.Request, session: Session, message: Message,
@@ -312,9 +283,9 @@ async def _call_tool_for_json(request: web.Request, session: Session, message: M
     call = await _start_call(request, session, message, 0)
     if not isinstance(call, _Call):
         return call
-    collector = McpCollector(call.stream)
-    forwarder = asyncio.create_task(state.runs.forward(call.run.run_id, 0, collector))
-    watched = FollowSession(request, collector, forwarder, call.run)
+    relay = McpRelay(call.stream)
+    forwarder = asyncio.create_task(state.runs.forward(call.run.run_id, 0, relay))
+    watched = FollowSession(request, relay, forwarder, call.run)
     state.supervisor.watch(watched)
     state.runs.subscribed(call.run)
     try:
@@ -323,9 +294,9 @@ async def _call_tool_for_json(request: web.Request, session: Session, message: M
         forwarder.cancel()
         state.supervisor.forget(watched)
         state.runs.unsubscribed(call.run)
-    if collector.response is None:
+    if relay.response is None:
         return protocol.error(message.id, protocol.INTERNAL_ERROR, "the call's events stopped before its result")
-    return orjson.loads(collector.response)  # type: ignore[no-any-return]
+    return orjson.loads(relay.response)  # type: ignore[no-any-return]
 
 
 # --- GET and DELETE -----------------------------------------------------------------------------------

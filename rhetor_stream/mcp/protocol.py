@@ -15,7 +15,7 @@ import attrs
 import orjson
 
 from rhetor_stream import __version__
-from rhetor_stream.tools.registry import Tool
+from rhetor_stream.tools.registry import ArgumentError, Tool, ToolRegistry
 
 JSONRPC = "2.0"
 #: Newest first: `initialize` answers with the client's version when it is here, else the first.
@@ -129,6 +129,52 @@ def list_tools(tools: Iterable[Tool]) -> dict[str, Any]:
     """The same names, descriptions and input schemas as GET /api/mcp/v2/tools."""
     return {"tools": [{"name": tool.name, "description": tool.description, "inputSchema": tool.input_schema}
                       for tool in tools]}
+
+
+def answer(message: Message, tools: Iterable[Tool]) -> dict[str, Any]:
+    """The response to a request that needs no run, whichever transport it came by."""
+    try:
+        if message.method == "ping":
+            return result(message.id, {})
+        if message.method == "tools/list":
+            return result(message.id, list_tools(tools))
+        if message.method == "logging/setLevel":
+            return result(message.id, set_level(message))
+        raise RpcError(METHOD_NOT_FOUND, f"method {message.method!r} is not served here "
+                       "(initialize, ping, tools/list, tools/call, logging/setLevel)", message.id)
+    except RpcError as exc:
+        return exc.response()
+
+
+@attrs.frozen
+class ToolCall:
+    """A checked tools/call: what to run, with what, and how to tag its progress."""
+
+    tool: Tool
+    arguments: dict[str, Any]
+    progress_token: RequestId | None
+
+
+def check_call(message: Message, tools: ToolRegistry, app: Any) -> ToolCall | dict[str, Any]:
+    """The call to run, or the response that refuses it: a JSON-RPC error for a call that names no
+    known tool, an `isError` result for bad arguments (the model can read and fix those)."""
+    params = message.params
+    name = params.get("name")
+    if not isinstance(name, str) or not name:
+        return error(message.id, INVALID_PARAMS, "tools/call needs params.name (a string)")
+    tool = tools.get(name)
+    if tool is None:
+        return error(message.id, INVALID_PARAMS, f"unknown tool {name!r}; tools/list lists them")
+    meta = params.get("_meta")
+    token = meta.get("progressToken") if isinstance(meta, dict) else None
+    if token is not None and not valid_id(token):
+        return error(message.id, INVALID_PARAMS, "params._meta.progressToken must be a string or an "
+                     f"integer of at most {MAX_ID_CHARS} characters")
+    try:
+        arguments = tool.validate(params.get("arguments"), app=app)
+    except ArgumentError as exc:
+        return result(message.id, tool_error(exc.message, exc.code, argument=exc.argument))
+    return ToolCall(tool, arguments, token)
 
 
 def set_level(message: Message) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -117,15 +117,17 @@ class McpChannel(EventChannel):
         super().finish(*frames, reason=reason)
 
 
-class McpCollector(EventChannel):
-    """The same translation for a client that takes one JSON answer: keeps the response, sends nothing."""
+class McpRelay(EventChannel):
+    """The same translation without a stream: each message goes to `deliver` as it comes (a stdio
+    client), and the response is kept (a client that takes one JSON answer). Nothing is queued."""
 
-    __slots__ = ("call", "response", "_seq")
+    __slots__ = ("call", "response", "_deliver", "_seq")
 
-    def __init__(self, call: CallStream) -> None:
+    def __init__(self, call: CallStream, deliver: Callable[[bytes], None] | None = None) -> None:
         super().__init__(1, max_bytes=1)
         self.call = call
         self.response: bytes | None = None
+        self._deliver = deliver
         self._seq = 0
 
     async def send(self, event: str, data: Payload) -> None:
@@ -142,5 +144,10 @@ class McpCollector(EventChannel):
 
     def _see(self, event: str, data: Payload) -> None:
         self._seq += 1
-        if event in ("complete", "error") and self.response is None:
-            self.response = self.call.message(self._seq, event, data)
+        if self.response is not None:
+            return  # nothing follows a response
+        message = self.call.message(self._seq, event, data)
+        if event in ("complete", "error"):
+            self.response = message
+        if message and self._deliver is not None:
+            self._deliver(message)
