@@ -380,3 +380,15 @@ async def test_only_tool_calls_count_against_a_key_s_run_limit(make_client: Make
     assert response.status == 202
     await asyncio.wait_for(call, 10)
     assert (await mcp.call("tools/call", {"name": "Echo", "arguments": {"text": "y"}}))["result"]["isError"] is False
+
+
+async def test_a_request_id_is_used_once_per_session(client: TestClient, mcp: Mcp) -> None:
+    call = request(9, "tools/call", {"name": "Echo", "arguments": {"text": "once"}})
+    first = await (await client.post("/mcp", json=call, headers=mcp.headers("application/json"))).json()
+    assert first["result"]["structuredContent"] == {"text": "once"}
+    again = await (await client.post("/mcp", json=call, headers=mcp.headers("application/json"))).json()
+    assert again["error"]["code"] == -32600 and "already used" in again["error"]["message"]
+    other = Mcp(client)  # another session may use the same id
+    await other.initialize()
+    response = await client.post("/mcp", json=call, headers=other.headers("application/json"))
+    assert (await response.json())["result"]["isError"] is False

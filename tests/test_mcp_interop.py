@@ -4,7 +4,6 @@ mid-call that the SDK resumes with Last-Event-ID; then the same resume through a
 Redis, over raw HTTP, since the SDK cannot be told to reconnect elsewhere; and the stdio transport."""
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -155,17 +154,22 @@ async def _events(response: aiohttp.ClientResponse, limit: int | None = None) ->
     return events
 
 
+async def _initialize(http: aiohttp.ClientSession, url: str) -> dict[str, str]:
+    """A session opened on `url`: the headers of every later request."""
+    accept = {"Accept": "application/json, text/event-stream"}
+    async with http.post(f"{url}/mcp", headers=accept, json={
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "t", "version": "1"}}}) as response:
+        return {**accept, "Mcp-Session-Id": response.headers["Mcp-Session-Id"],
+                "MCP-Protocol-Version": "2025-11-25"}
+
+
 @pytest.mark.redis
 async def test_a_stream_cut_on_one_process_resumes_on_another(redis_servers: tuple[str, str],
                                                                http: aiohttp.ClientSession) -> None:
     a, b = redis_servers
-    accept = {"Accept": "application/json, text/event-stream"}
-    async with http.post(f"{a}/mcp", headers=accept, json={
-            "jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
-                       "clientInfo": {"name": "t", "version": "1"}}}) as response:
-        session = {**accept, "Mcp-Session-Id": response.headers["Mcp-Session-Id"],
-                   "MCP-Protocol-Version": "2025-11-25"}
+    session = await _initialize(http, a)
     call = {"jsonrpc": "2.0", "id": "call-1", "method": "tools/call",
             "params": {"name": "StreamText", "arguments": {"text": TEXT, "delay_ms": 25},
                        "_meta": {"progressToken": 42}}}
@@ -181,7 +185,29 @@ async def test_a_stream_cut_on_one_process_resumes_on_another(redis_servers: tup
     assert "".join(message["params"]["message"] for message in messages[:-1]) == TEXT
     assert {message["params"]["progressToken"] for message in messages[:-1]} == {42}
     assert messages[-1]["id"] == "call-1" and messages[-1]["result"]["structuredContent"]["chunks"] == 12
-    await asyncio.sleep(0)
+
+
+@pytest.mark.redis
+async def test_a_call_on_one_process_is_cancelled_through_another(redis_servers: tuple[str, str],
+                                                                   http: aiohttp.ClientSession) -> None:
+    a, b = redis_servers
+    session = await _initialize(http, a)
+    call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "Wait", "arguments": {"seconds": 60}}}
+    async with http.post(f"{a}/mcp", headers=session, json=call) as response:
+        parser = SSEParser()
+        first = True
+        async for data in response.content.iter_any():
+            events = parser.feed(data)
+            if first and events:  # the call runs on A: cancel it through B
+                first = False
+                async with http.post(f"{b}/mcp", headers=session, json={
+                        "jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}) as cancel:
+                    assert cancel.status == 202
+            answers = [json.loads(event.data) for event in events if event.data]
+            if answers:
+                break
+    assert answers[-1]["id"] == 7 and answers[-1]["result"]["structuredContent"]["code"] == "cancelled"
+    assert (await _health(http, a))["active_tools"] == 0
 
 
 # --- stdio --------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ errors in a normal answer; a tool that fails, or gets bad arguments, answers a r
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,7 +33,7 @@ from rhetor_stream.mcp.protocol import Message, RequestId, RpcError
 from rhetor_stream.mcp.sessions import Session, Sessions
 from rhetor_stream.mcp.stream import CallStream, McpChannel, McpRelay, parse_event_id
 from rhetor_stream.runs.manager import LocalRun
-from rhetor_stream.runs.store import StoreUnavailable
+from rhetor_stream.runs.store import RUNNING, StoreUnavailable
 from rhetor_stream.security.capability import Capabilities
 from rhetor_stream.sse.encoding import encode_json_event
 from rhetor_stream.stream.run import StreamOptions
@@ -54,20 +55,27 @@ log = logging.getLogger("rhetor_stream.mcp")
 @attrs.define(eq=False)
 class McpState:
     sessions: Sessions
-    # (session nonce, request id) -> the run of a tools/call executing in this process, for
-    # notifications/cancelled and DELETE.
+    # (session nonce, request id) -> the run of a tools/call starting or running in this process, for
+    # DELETE and to refuse a request id used twice at once.
     calls: dict[tuple[str, RequestId], str] = attrs.Factory(dict)
     watchers: set[asyncio.Future[None]] = attrs.Factory(set)
 
-    def track(self, session: Session, request_id: RequestId, run: LocalRun) -> None:
-        """Remember the call's run until it ends (a reused request id maps to its newest run)."""
+    def reserve(self, session: Session, request_id: RequestId) -> str | None:
+        """The run id of this call, or None when the session's request id is in use here."""
         key = (session.nonce, request_id)
-        self.calls[key] = run.run_id
+        if key in self.calls:
+            return None
+        run_id = self.calls[key] = call_run_id(session, request_id)
+        return run_id
 
+    def release(self, session: Session, request_id: RequestId) -> None:
+        self.calls.pop((session.nonce, request_id), None)
+
+    def track(self, session: Session, request_id: RequestId, run: LocalRun) -> None:
+        """Forget the call once its run ends."""
         def ended(waiter: asyncio.Future[None]) -> None:
             self.watchers.discard(waiter)
-            if self.calls.get(key) == run.run_id:
-                del self.calls[key]
+            self.release(session, request_id)
 
         waiter = asyncio.ensure_future(run.tool_run.wait_closed())
         self.watchers.add(waiter)
@@ -75,6 +83,13 @@ class McpState:
 
     def runs_of(self, session: Session) -> list[str]:
         return [run_id for (nonce, _), run_id in self.calls.items() if nonce == session.nonce]
+
+
+def call_run_id(session: Session, request_id: RequestId) -> str:
+    """A tools/call's run is named by its session and request id (which the spec makes unique within
+    a session), so whichever process a `notifications/cancelled` reaches can cancel it. The session's
+    nonce is a secret, so the run id stays as unguessable as a random one."""
+    return hashlib.sha256(f"{session.nonce}\n".encode() + orjson.dumps(request_id)).hexdigest()[:32]
 
 
 MCP = web.AppKey("rhetor_stream_mcp", McpState)
@@ -173,7 +188,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         return _initialize(request, message, accepts)
     session = _session(request)
     if not message.is_request:
-        _notified(request, session, message)
+        await _notified(request, session, message)
         return web.Response(status=202)
     if message.method == "tools/call":
         return await _call_tool(request, session, message, accepts)
@@ -209,7 +224,7 @@ async def _batch(request: web.Request, body: list[Any]) -> web.Response:
             answers.append(exc.response())
             continue
         if not message.is_request:
-            _notified(request, session, message)
+            await _notified(request, session, message)
         elif message.method == "tools/call":
             answers.append(await _call_tool_for_json(request, session, message))
         else:
@@ -217,16 +232,19 @@ async def _batch(request: web.Request, body: list[Any]) -> web.Response:
     return _json(answers) if answers else web.Response(status=202)
 
 
-def _notified(request: web.Request, session: Session, message: Message) -> None:
-    """A notification (or a response, which we never asked for): only a cancellation does something."""
-    if message.method != "notifications/cancelled":
-        return
+async def _notified(request: web.Request, session: Session, message: Message) -> None:
+    """A notification (or a response, which we never asked for): only a cancellation does something,
+    and it reaches the call in whichever process runs it."""
     request_id = message.params.get("requestId")
-    run_id = _app_state(request).calls.get((session.nonce, request_id)) \
-        if isinstance(request_id, (str, int)) else None
-    if run_id is not None:
-        log.debug("MCP session %s cancelled request %r (run %s)", session.nonce[:8], request_id, run_id)
-        request.app[STATE].runs.cancel_local(run_id, "cancelled")
+    if message.method != "notifications/cancelled" or not protocol.valid_id(request_id):
+        return
+    runs = request.app[STATE].runs
+    run_id = call_run_id(session, request_id)
+    log.debug("MCP session %s cancels request %r (run %s)", session.nonce[:8], request_id, run_id)
+    if not runs.cancel_local(run_id, "cancelled"):
+        record = await runs.record(run_id)
+        if record is not None and record.status == RUNNING:
+            await runs.cancel(run_id)
 
 
 # --- tools/call ---------------------------------------------------------------------------------------
@@ -252,9 +270,22 @@ async def _start_call(request: web.Request, session: Session, message: Message,
     refusal = guard.admit_run(request)
     if refusal is not None:
         return protocol.result(message.id, protocol.tool_error(refusal.message, "rate_limited", limit=refusal.limit))
-    run = await state.runs.create(checked.tool, checked.arguments, StreamOptions(), grace=grace)
+    mcp = _app_state(request)
+    reused = protocol.error(message.id, protocol.INVALID_REQUEST, f"request id {message.id!r} was already "
+                            "used in this session; a request id must be new")
+    run_id = mcp.reserve(session, message.id)
+    if run_id is None:
+        return reused
+    try:
+        if await state.runs.record(run_id) is not None:
+            mcp.release(session, message.id)
+            return reused
+        run = await state.runs.create(checked.tool, checked.arguments, StreamOptions(), grace=grace, run_id=run_id)
+    except BaseException:  # the store failed, or the client left: the id was not used after all
+        mcp.release(session, message.id)
+        raise
     guard.hold_slot(request, run.tool_run)
-    _app_state(request).track(session, message.id, run)
+    mcp.track(session, message.id, run)
     return _Call(run, CallStream(session.nonce, message.id, checked.progress_token))
 
 

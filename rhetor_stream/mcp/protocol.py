@@ -9,7 +9,7 @@ and resumable streams (2025-03-26 to 2025-11-25); the 2026-07-28 revision droppe
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import attrs
 import orjson
@@ -90,7 +90,7 @@ def parse(raw: Any) -> Message:
     return Message(method, id, params)
 
 
-def valid_id(value: Any) -> bool:
+def valid_id(value: Any) -> TypeGuard[RequestId]:
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
