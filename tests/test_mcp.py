@@ -201,11 +201,17 @@ async def test_an_expired_session_is_unknown(make_client: MakeClient) -> None:
 
 
 async def test_the_protocol_version_header_is_checked(mcp: Mcp) -> None:
-    for version, problem in (("2031-01-01", "unsupported"), ("2025-06-18", "differs")):
+    for version, problem, code in (("2031-01-01", "unsupported", -32022), ("2025-06-18", "differs", -32600)):
         response = await mcp.client.post("/mcp", json=request(1, "ping"),
                                          headers=mcp.headers(**{"MCP-Protocol-Version": version}))
         assert response.status == 400
-        assert problem in (await response.json())["error"]["message"]
+        error = (await response.json())["error"]
+        assert problem in error["message"] and error["code"] == code
+    # A 2026-07-28 client's probe learns which versions are served (and falls back to initialize).
+    response = await mcp.client.post("/mcp", json=request(1, "server/discover"),
+                                     headers={"Accept": BOTH, "MCP-Protocol-Version": "2026-07-28"})
+    error = (await response.json())["error"]
+    assert error["data"] == {"supported": ["2025-11-25", "2025-06-18", "2025-03-26"], "requested": "2026-07-28"}
 
 
 async def test_accept_and_content_type_are_checked(mcp: Mcp) -> None:

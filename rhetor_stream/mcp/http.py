@@ -111,15 +111,18 @@ def setup(app: web.Application) -> list[web.AbstractRoute]:
 class TransportError(Exception):
     """Answered as an HTTP error whose body is a JSON-RPC error (id null)."""
 
-    def __init__(self, status: int, code: int, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, code: int, message: str, *, headers: dict[str, str] | None = None,
+                 data: Any = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.data = data
 
     def response(self) -> web.Response:
-        return _json(protocol.error(None, self.code, self.message), status=self.status, headers=self.headers)
+        return _json(protocol.error(None, self.code, self.message, self.data), status=self.status,
+                     headers=self.headers)
 
 
 def _transport_errors(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -394,8 +397,9 @@ def _check_version_header(request: web.Request, session: Session | None = None) 
     if version is None:
         return
     if version not in protocol.VERSIONS:
-        raise TransportError(400, protocol.INVALID_REQUEST, f"unsupported {VERSION_HEADER} {version[:40]!r}; this "
-                             f"server speaks {', '.join(protocol.VERSIONS)}")
+        raise TransportError(400, protocol.UNSUPPORTED_VERSION, f"unsupported {VERSION_HEADER} {version[:40]!r}; "
+                             f"this server speaks {', '.join(protocol.VERSIONS)}",
+                             data={"supported": list(protocol.VERSIONS), "requested": version[:40]})
     if session is None:
         session_id = request.headers.get(SESSION_HEADER)
         session = _app_state(request).sessions.find(session_id) if session_id else None

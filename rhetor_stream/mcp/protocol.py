@@ -2,9 +2,10 @@
 
 Transport-free on purpose: the HTTP transport (`mcp.http`) decides how a message travels, this module
 decides what it says. Protocol revisions served are the ones with the `initialize` handshake, sessions
-and resumable streams (2025-03-26 to 2025-11-25); the 2026-07-28 revision dropped sessions and
-`Last-Event-ID`, which are what our resumable runs are for, so its `server/discover` probe gets
-"method not found" and clients fall back to `initialize`.
+and resumable streams (2025-03-26 to 2025-11-25). The 2026-07-28 revision dropped sessions and
+`Last-Event-ID`, which are what our resumable runs are for: a request in that version (its
+`server/discover` probe) is refused with that revision's own "unsupported protocol version" error,
+which lists the versions served, and clients then fall back to `initialize`.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+UNSUPPORTED_VERSION = -32022  # defined by 2026-07-28; older clients read it as any 400
 
 #: Ids and progress tokens travel inside every SSE event id of their stream (so any process can resume
 #: it); a client that sends a megabyte-long id would make every frame a megabyte.
@@ -102,8 +104,11 @@ def result(id: RequestId | None, value: Mapping[str, Any]) -> dict[str, Any]:
     return {"jsonrpc": JSONRPC, "id": id, "result": value}
 
 
-def error(id: RequestId | None, code: int, message: str) -> dict[str, Any]:
-    return {"jsonrpc": JSONRPC, "id": id, "error": {"code": code, "message": message}}
+def error(id: RequestId | None, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        body["data"] = data
+    return {"jsonrpc": JSONRPC, "id": id, "error": body}
 
 
 def notification(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
