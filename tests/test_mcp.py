@@ -398,3 +398,20 @@ async def test_a_request_id_is_used_once_per_session(client: TestClient, mcp: Mc
     await other.initialize()
     response = await client.post("/mcp", json=call, headers=other.headers("application/json"))
     assert (await response.json())["result"]["isError"] is False
+
+
+async def test_mcp_streams_count_against_the_stream_limit(make_client: MakeClient) -> None:
+    client = await make_client(max_streams=1)
+    state = client.server.app[STATE]
+    mcp = Mcp(client)
+    await mcp.initialize()
+    call = asyncio.ensure_future(mcp.stream("Wait", {"seconds": 30}))
+
+    async def running() -> bool:
+        return state.activity.active_tools == 1
+
+    await eventually(running, what="the call started")
+    response = await client.post("/mcp", json=request(50, "ping"), headers=mcp.headers())
+    assert response.status == 503 and response.headers["Retry-After"]
+    assert (await client.delete("/mcp", headers=mcp.headers())).status == 204  # DELETE is not a stream
+    await asyncio.wait_for(call, 10)

@@ -29,7 +29,8 @@ API = "/api/mcp/v2"
 STREAMS_SHARE = 0.5
 RUNNER_SHARE = 0.1
 # What takes one of the --max-streams slots: every stream, and every call that runs a tool.
-LIMITED = (runs.stream_as_run, runs.start_run, runs.run_events, handlers.stream_test, handlers.process_tool)
+LIMITED = (runs.stream_as_run, runs.start_run, runs.run_events, handlers.stream_test, handlers.process_tool,
+           mcp_http.post, mcp_http.get)
 
 
 def static_dir() -> Path:
