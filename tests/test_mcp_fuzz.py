@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from rhetor_stream.mcp import protocol
 from rhetor_stream.tools.registry import registry
-from tests.test_mcp import BOTH, Mcp
+from tests.test_mcp import Mcp
 
 METHODS = ["initialize", "ping", "tools/list", "tools/call", "logging/setLevel", "notifications/cancelled",
            "notifications/initialized", "resources/list", "", "tools/call/x"]
