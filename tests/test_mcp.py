@@ -221,6 +221,9 @@ async def test_accept_and_content_type_are_checked(mcp: Mcp) -> None:
     assert response.status == 415
     response = await mcp.client.get("/mcp", headers=mcp.headers("application/json"))
     assert response.status == 406
+    response = await mcp.client.post("/mcp", json=request(1, "ping"),
+                                     headers=mcp.headers("application/json;q=0, text/html"))
+    assert response.status == 406
     # A client that takes only event streams gets even a ping as one.
     response = await mcp.client.post("/mcp", json=request(1, "ping"), headers=mcp.headers("text/event-stream"))
     assert response.content_type == "text/event-stream"

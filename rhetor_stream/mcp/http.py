@@ -153,10 +153,19 @@ class Accepts:
         types = set()
         for part in header.split(","):
             media, *parameters = (piece.strip().lower() for piece in part.split(";"))
-            if not any(parameter.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-                       for parameter in parameters):
+            if all(_quality(parameter) != 0 for parameter in parameters):  # q=0 means "not this one"
                 types.add(media)
         return cls(bool(types & {JSON, "application/*", "*/*"}), bool(types & {EVENT_STREAM, "text/*", "*/*"}))
+
+
+def _quality(parameter: str) -> float | None:
+    name, _, value = parameter.partition("=")
+    if name.strip() != "q":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 # --- POST ---------------------------------------------------------------------------------------------
