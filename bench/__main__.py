@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, help="also write the table (with date and machine) here")
     parser.add_argument("--no-stores", action="store_true",
                         help="skip the memory vs Redis event store and --workers figures")
+    parser.add_argument("--no-mcp", action="store_true", help="skip the /mcp vs /api/mcp/v2/stream figure")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     results = {}
@@ -162,6 +163,11 @@ def main() -> None:
         print("measuring the event stores and --workers ...", file=sys.stderr, flush=True)
         stores, checks = compare(plan)
         sections += ["", "Event stores (runs through `POST /stream`):", "", stores, "", *checks]
+    if not args.no_mcp:
+        from bench.mcp import compare as compare_mcp
+        print("measuring a tool call through /mcp ...", file=sys.stderr, flush=True)
+        sections += ["", "A tool call through `/mcp`:", "",
+                     compare_mcp(plan["runs"], events=2_000 if args.quick else 20_000)]
     report = "\n".join(sections)
     print(report)
     if args.markdown:

@@ -35,10 +35,12 @@ def raise_fd_limit() -> None:
 class StreamReader(asyncio.Protocol):
     """Reads one SSE response: counts chunks, notes the first frame and the end."""
 
-    def __init__(self, request: bytes, started: float, *, wait_for: bytes = END) -> None:
+    def __init__(self, request: bytes, started: float, *, wait_for: bytes = END,
+                 markers: tuple[bytes, ...] = CHUNKS) -> None:
         self.request = request
         self.started = started
         self.wait_for = wait_for
+        self.markers = markers
         self.chunks = 0
         self.first_frame: float | None = None
         self.tail = b""
@@ -59,7 +61,7 @@ class StreamReader(asyncio.Protocol):
                 self.first_frame = time.perf_counter()
                 self.head = b""
         window = self.tail + data
-        self.chunks += sum(window.count(marker) - self.tail.count(marker) for marker in CHUNKS)
+        self.chunks += sum(window.count(marker) - self.tail.count(marker) for marker in self.markers)
         if self.wait_for in window and not self.done.done():
             self.done.set_result(None)
         self.tail = window[-64:]
@@ -77,25 +79,37 @@ def request_bytes(port: int, count: int, size: int, interval_ms: int) -> bytes:
 
 def run_request(port: int, tool_name: str, arguments: dict[str, Any], **options: Any) -> bytes:
     """`POST /api/mcp/v2/stream`: what users call; every event goes through the run's event log."""
-    body = json.dumps({"tool_name": tool_name, "arguments": arguments, "stream_options": options}).encode()
-    return (f"POST /api/mcp/v2/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+    return post_bytes(port, "/api/mcp/v2/stream", {"tool_name": tool_name, "arguments": arguments,
+                                                    "stream_options": options})
+
+
+def post_bytes(port: int, path: str, body: dict[str, Any], headers: str = "") -> bytes:
+    data = json.dumps(body).encode()
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n{headers}"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode() + data
 
 
 def workload(path: str, port: int, *, count: int, size: int = 128, idle: bool = False) -> bytes:
-    """The request of one stream: `test` (the test stream) or `run` (StreamText in word chunks, one
-    event per word; `Wait` for an hour when `idle`)."""
+    """The request of one stream: `test` (the test stream), `run` (StreamText in word chunks, one
+    event per word; `Wait` for an hour when `idle`) or `run-sentences` (one sentence a chunk, as
+    /mcp cuts it)."""
     if path == "test":
         return request_bytes(port, 2 if idle else count, size, 3_600_000 if idle else 0)
     if idle:
         return run_request(port, "Wait", {"seconds": 3600})
-    return run_request(port, "StreamText", {"text": "word " * count, "delay_ms": 0}, chunk_size="word",
+    chunk_size = "word" if path == "run" else "sentence"
+    return run_request(port, "StreamText", {"text": _text(count, chunk_size), "delay_ms": 0}, chunk_size=chunk_size,
                        include_progress=False)
 
 
-async def open_stream(port: int, request: bytes, *, wait_for: bytes = END) -> StreamReader:
+def _text(count: int, chunk_size: str) -> str:
+    return ("word " if chunk_size == "word" else "Go. ") * count
+
+
+async def open_stream(port: int, request: bytes, *, wait_for: bytes = END,
+                      markers: tuple[bytes, ...] = CHUNKS) -> StreamReader:
     loop = asyncio.get_running_loop()
-    reader = StreamReader(request, time.perf_counter(), wait_for=wait_for)
+    reader = StreamReader(request, time.perf_counter(), wait_for=wait_for, markers=markers)
     await loop.create_connection(lambda: reader, "127.0.0.1", port)
     return reader
 
@@ -114,6 +128,37 @@ async def throughput(port: int, streams: int, count: int, size: int, path: str) 
     incomplete = sum(1 for reader in readers if reader.chunks != count)
     return {"events_per_s": chunks / elapsed, "elapsed_s": elapsed, "errors": errors,
             "incomplete": incomplete}
+
+
+MCP_HEADERS = "Accept: application/json, text/event-stream\r\n"
+MCP_CHUNK = b'"method":"notifications/progress"'
+
+
+async def mcp_run(port: int, count: int) -> dict[str, Any]:
+    """The same tool call through /mcp: `count` sentence chunks (MCP has no stream_options, and the
+    default cuts sentences), each a progress notification, counted after the handshake."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(post_bytes(port, "/mcp", {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}},
+        MCP_HEADERS))
+    head = (await reader.read()).split(b"\r\n\r\n", 1)[0].decode()
+    writer.close()
+    session = next(line.split(":", 1)[1].strip() for line in head.splitlines()
+                   if line.lower().startswith("mcp-session-id:"))
+    request = post_bytes(port, "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "StreamText", "arguments": {"text": _text(count, "sentence"), "delay_ms": 0},
+        "_meta": {"progressToken": 1}}}, MCP_HEADERS + f"Mcp-Session-Id: {session}\r\n")
+    started = time.perf_counter()
+    stream = await open_stream(port, request, wait_for=b'"result":', markers=(MCP_CHUNK,))
+    error = 0
+    try:
+        await stream.done
+    except ConnectionError:
+        error = 1
+    elapsed = time.perf_counter() - started
+    if stream.transport is not None:
+        stream.transport.close()
+    return {"events_per_s": stream.chunks / elapsed, "errors": error, "incomplete": int(stream.chunks != count)}
 
 
 async def first_event(port: int, requests: int, path: str) -> dict[str, Any]:
@@ -160,8 +205,8 @@ async def idle(port: int, streams: int, path: str) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=["throughput", "first-event", "idle"])
-    parser.add_argument("--path", choices=["test", "run"], default="test",
+    parser.add_argument("mode", choices=["throughput", "first-event", "idle", "mcp"])
+    parser.add_argument("--path", choices=["test", "run", "run-sentences"], default="test",
                         help="test: GET /stream/test (every server); run: POST /stream (rhetor_stream's runs)")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--streams", type=int, default=1)
@@ -179,6 +224,8 @@ def main() -> None:
         pass
     if args.mode == "throughput":
         result = asyncio.run(throughput(args.port, args.streams, args.count, args.size, args.path))
+    elif args.mode == "mcp":
+        result = asyncio.run(mcp_run(args.port, args.count))
     elif args.mode == "first-event":
         result = asyncio.run(first_event(args.port, args.requests, args.path))
     else:

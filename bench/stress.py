@@ -556,6 +556,7 @@ async def fuzz(plan: Plan, store: str, label: str) -> Row:
         last = (await event_ids(port, done, until=b"event: disconnect"))[-1]
         live_first = (await event_ids(port, live, until=b"\n\n"))[0]
         requests = hostile_requests(done, live, last, live_first.rpartition("-")[0])
+        requests += await mcp_hostile_requests(port)
         log_start = server.log_size()
         semaphore = asyncio.Semaphore(16)
 
@@ -652,6 +653,61 @@ def hostile_requests(done: str, live: str, last: str, live_prefix: str) -> list[
             http("GET", f"{API}/tools", headers=("Accept: \xff",)),
             http("POST", f"{API}/process", b"{}", headers=("Content-Type: text/plain",)),
             http("GET", f"{API}/stream/test?count=1&size=1&interval_ms=0", headers=("Last-Event-ID: \u00b2",))]
+    return out
+
+
+MCP_ACCEPT = "Accept: application/json, text/event-stream"
+
+
+def rpc(id: Any, method: str, params: Any = None) -> bytes:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": id, "method": method}
+    if params is not None:
+        message["params"] = params
+    return json.dumps(message).encode()
+
+
+async def mcp_hostile_requests(port: int) -> list[bytes]:
+    """The same spirit on /mcp, when the server has it: odd JSON-RPC with and without a session, odd
+    session ids, protocol versions and `Last-Event-ID`s of a real call's stream."""
+    initialize = rpc(0, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                       "clientInfo": {"name": "stress", "version": "1"}})
+    reply = await exchange(port, http("POST", "/mcp", initialize, headers=(MCP_ACCEPT,)), timeout=5)
+    found = re.search(rb"(?im)^mcp-session-id: (\S+)\r$", reply.head)
+    if reply.status != 200 or found is None:
+        return []  # a server without /mcp
+    session = found.group(1).decode()
+    headers = (MCP_ACCEPT, f"Mcp-Session-Id: {session}")
+    echo = await exchange(port, http("POST", "/mcp", rpc(1, "tools/call", {"name": "Echo", "arguments": {"text": "x"}}),
+                                     headers=headers), timeout=5)
+    ids = [value.decode() for value in re.findall(rb"^id: (\S+)$", echo.head, re.MULTILINE)]
+    prefix = ids[0].rpartition("-")[0] if ids else "x"
+    run_id, _, call = prefix.partition(".")
+    bodies = [b"", b"null", b"[]", b"[[]]", b"\xff\xfe{", b'{"jsonrpc": "2.0"}', b'{"jsonrpc": "2.0", "id": null}',
+              rpc(2, "ping", []), rpc(3, "ping", "x"), rpc({"a": 1}, "ping"), rpc(True, "ping"), rpc(1.5, "ping"),
+              rpc("x" * 100_000, "ping"), rpc(2 ** 80, "ping"), rpc(4, "\u0000"), rpc(5, "tools/call"),
+              rpc(6, "tools/call", {"name": ["Echo"]}), rpc(7, "tools/call", {"name": "Echo", "arguments": []}),
+              rpc(8, "tools/call", {"name": "Echo", "arguments": {"text": "x"}, "_meta": {"progressToken": {}}}),
+              rpc(9, "tools/call", {"name": "Echo", "arguments": {"text": "x"}, "_meta": []}),
+              rpc(10, "tools/call", {"name": "Wait", "arguments": {"seconds": 1e308}}),
+              rpc(1, "tools/call", {"name": "Echo", "arguments": {"text": "x"}}),  # a reused id
+              rpc(11, "logging/setLevel", {"level": {}}), rpc(12, "initialize", {"protocolVersion": 7}),
+              json.dumps({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": {}}}).encode(),
+              json.dumps([{"jsonrpc": "2.0", "id": 13, "method": "ping"}] * 1000).encode()]
+    bodies += [b'{"jsonrpc": "2.0", "id": 14, "method": "tools/call", "params": {"name": "Echo", "arguments": '
+               b'{"text": "x", "extra": %s}}}' % nested(depth) for depth in (990, 1020)]
+    out = [http("POST", "/mcp", body, headers=headers) for body in bodies]
+    out += [http("POST", "/mcp", rpc(20, "ping"), headers=(MCP_ACCEPT, f"Mcp-Session-Id: {value}"))
+            for value in ("", "x", session + "x", "." * 3, "\u00b2" * 10, "a" * 100_000)]
+    out += [http("POST", "/mcp", rpc(21, "ping"), headers=(*headers, f"MCP-Protocol-Version: {value}"))
+            for value in ("2026-07-28", "", "\u00b2", "x" * 10_000)]
+    odd_ids = [f"{prefix}-\u00b2", f"{prefix}-" + "9" * 5000, f"{prefix}-{2 ** 64}", f"{prefix}--1", f"{prefix}-1000",
+               f"{run_id}.AAAA-1", f"{run_id}.{call}x-1", f"{run_id}.-1", "." + call + "-1", "-", "..-1",
+               f"{'0' * 32}.{call}-1", ids[-1] if ids else "x"]
+    out += [http("GET", "/mcp", headers=(*headers, f"Last-Event-ID: {value}")) for value in odd_ids]
+    out += [http("GET", "/mcp", headers=headers), http("PUT", "/mcp", b"{}"), http("OPTIONS", "/mcp"),
+            http("POST", "/mcp", b"{}", headers=("Content-Type: text/plain",)),
+            http("POST", "/mcp", rpc(22, "ping"), headers=("Accept: text/html", f"Mcp-Session-Id: {session}")),
+            http("DELETE", "/mcp", headers=("Mcp-Session-Id: nope",))]
     return out
 
 

@@ -110,7 +110,8 @@ class Settings:
     capability_secret: str = _setting("", "secret that signs the run tokens in events URLs; unset: one kept "
                                       "in the redis event store (so every process using it agrees), or a "
                                       "random one per process with the memory store", secret=True, repr=False)
-    capability_ttl: float = _setting(86400.0, "seconds a run token in an events URL stays valid",
+    capability_ttl: float = _setting(86400.0, "seconds a run token in an events URL, and an MCP session "
+                                     "(Mcp-Session-Id), stay valid",
                                      validator=_positive)
     key_max_concurrent_runs: int = _setting(0, "runs one API key (or, without keys, all clients) may "
                                             "have going at once in a process; 0: no limit",
@@ -174,6 +175,9 @@ class Settings:
     run_owner_lease: float = _setting(15.0, "seconds a process may stop renewing its lease in the shared "
                                       "store before others end its running runs as lost",
                                       validator=_positive)
+    mcp_resume_grace: float = _setting(60.0, "seconds a tools/call over /mcp waits for its client to come "
+                                       "back (GET /mcp with Last-Event-ID) after a disconnect before it is "
+                                       "cancelled; 0 cancels at once", validator=_non_negative)
     workers: int = _setting(1, "server processes sharing the port (needs a redis event store)",
                             validator=_positive)
     # AI specialists and LLM providers.

@@ -8,12 +8,16 @@ import threading
 class CuttingProxy:
     """A TCP proxy that cuts the first response to a request whose request line contains `target`
     after `cut_after` bytes of it, as a flaky proxy or a sleeping laptop would; everything else
-    passes untouched (keep-alive included). By default it cuts a run's events stream."""
+    passes untouched (keep-alive included). By default it cuts a run's events stream. With `only_if`,
+    only a response whose first bytes contain it counts (`b"text/event-stream"` picks the streamed
+    answers of a path that also answers JSON, such as `/mcp`)."""
 
-    def __init__(self, upstream_port: int, cut_after: int, *, target: bytes = b"/events ") -> None:
+    def __init__(self, upstream_port: int, cut_after: int, *, target: bytes = b"/events ",
+                 only_if: bytes | None = None) -> None:
         self.upstream_port = upstream_port
         self.cut_after = cut_after
         self.target = target
+        self.only_if = only_if
         self.cuts = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -67,6 +71,9 @@ class CuttingProxy:
             passed = 0
             try:
                 while data := await upstream_reader.read(65536):
+                    if armed.is_set() and not passed and self.only_if is not None and self.only_if not in data:
+                        armed.clear()  # not the response to cut: wait for the next request
+                        self.cuts = 0
                     if armed.is_set():
                         if passed + len(data) >= self.cut_after:
                             client_writer.write(data[:self.cut_after - passed])

@@ -76,8 +76,12 @@ class RunManager:
         return self._local.get(run_id)
 
     async def create(self, tool: Tool, arguments: dict[str, Any], options: StreamOptions, *,
-                     grace: float | None, on_end: Callable[[], object] | None = None) -> LocalRun:
-        run_id = new_run_id()
+                     grace: float | None, on_end: Callable[[], object] | None = None,
+                     run_id: str | None = None) -> LocalRun:
+        """Start a run. A caller that must find it again from what its client sends names it with
+        `run_id` (the MCP transport derives it from session and request id) and makes sure the id is
+        unused; otherwise the run gets a fresh random id."""
+        run_id = run_id or new_run_id()
         written = asyncio.ensure_future(self.store.create(RunRecord(run_id, tool.name, RUNNING, time.time())))
         try:
             await asyncio.shield(written)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 import rhetor_stream.tools.builtin  # noqa: F401  (registers Echo, Wait, StreamText)
 from rhetor_stream import specialists
+from rhetor_stream.mcp import http as mcp_http
 from rhetor_stream.runs import RunManager, open_store
 from rhetor_stream.settings import Settings
 from rhetor_stream.stream.supervisor import StreamSupervisor
@@ -28,7 +29,8 @@ API = "/api/mcp/v2"
 STREAMS_SHARE = 0.5
 RUNNER_SHARE = 0.1
 # What takes one of the --max-streams slots: every stream, and every call that runs a tool.
-LIMITED = (runs.stream_as_run, runs.start_run, runs.run_events, handlers.stream_test, handlers.process_tool)
+LIMITED = (runs.stream_as_run, runs.start_run, runs.run_events, handlers.stream_test, handlers.process_tool,
+           mcp_http.post, mcp_http.get)
 
 
 def static_dir() -> Path:
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         app.router.add_get(f"{API}/stream/test", handlers.stream_test),
         app.router.add_get(f"{API}/tools", handlers.list_tools),
         app.router.add_get("/health", handlers.health),
+        *mcp_http.setup(app),
     ]
     app.router.add_get("/", handlers.page)
     app.router.add_static("/static", app[STATE].static_dir)

@@ -86,21 +86,34 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
         return identity
     if identity is not None:
         request[_IDENTITY] = identity
-    if not (guard.limiter.counts_runs and request.method == "POST" and _protected(request)):
-        return await handler(request)
-    admitted = guard.limiter.admit(identity or ANONYMOUS)
-    if isinstance(admitted, Refusal):
-        response = error_response(429, "rate_limited", admitted.message, limit=admitted.limit)
-        if admitted.retry_after is not None:
-            response.headers[hdrs.RETRY_AFTER] = str(admitted.retry_after)
-        return response
-    request[_SLOT] = admitted
+    # A POST to the REST API starts work; on /mcp only a tools/call does, and the MCP transport asks
+    # for the slot itself (a ping or a cancellation must pass while the key is at its limit).
+    if request.method == "POST" and request.path.startswith("/api/"):
+        refusal = admit_run(request)
+        if refusal is not None:
+            response = error_response(429, "rate_limited", refusal.message, limit=refusal.limit)
+            if refusal.retry_after is not None:
+                response.headers[hdrs.RETRY_AFTER] = str(refusal.retry_after)
+            return response
     try:
         return await handler(request)
     finally:
         slot = request.pop(_SLOT, None)
         if slot is not None:  # no run took it over (/process, or the request failed)
             slot.release()
+
+
+def admit_run(request: web.Request) -> Refusal | None:
+    """Count a run this request is about to start against its key's limits, or say which limit
+    refuses it. The slot is released when the request ends, unless `hold_slot` hands it to the run."""
+    guard = request.app[GUARD]
+    if not guard.limiter.counts_runs or _SLOT in request:
+        return None
+    admitted = guard.limiter.admit(request.get(_IDENTITY) or ANONYMOUS)
+    if isinstance(admitted, Refusal):
+        return admitted
+    request[_SLOT] = admitted
+    return None
 
 
 def _identify(request: web.Request, guard: Guard) -> str | None | web.Response:

@@ -125,11 +125,18 @@ class FollowSession:
         await asyncio.wait({self._forwarder})
 
 
+ChannelFactory = Callable[[int], EventChannel]
+
+
 async def follow(request: web.Request, run_id: str, after: int, *, local: LocalRun | None,
-                 hold_back: bool, headers: Mapping[str, str] = SSE_HEADERS) -> web.StreamResponse:
+                 hold_back: bool, headers: Mapping[str, str] = SSE_HEADERS,
+                 make_channel: ChannelFactory | None = None) -> web.StreamResponse:
+    """Stream a run's log after event `after` to this client; `make_channel(retry_ms)` frames it
+    differently (the MCP transport), by default as our events."""
     state = request.app[STATE]
     retry_ms = round(state.settings.retry_ms * random.uniform(1.0, 1.25))
-    channel = state.runs.channel_for(run_id, after, retry_ms=retry_ms)
+    channel = make_channel(retry_ms) if make_channel is not None else \
+        state.runs.channel_for(run_id, after, retry_ms=retry_ms)
     response = web.StreamResponse(headers=headers)
     recorder = local.recorder if hold_back and local is not None else None
     forwarder = asyncio.create_task(state.runs.forward(run_id, after, channel, recorder=recorder))

@@ -1,0 +1,153 @@
+"""A tools/call's run, seen as MCP messages: every event of the run's log becomes one SSE frame.
+
+Why one frame per log event, even for events MCP has no message for (`connected`, `disconnect`, progress
+without a progressToken): the frame's id is then the event's number in the run's log, so a client that
+resumes with `Last-Event-ID` is answered from the log, by any process that reads it, with neither a gap
+nor a duplicate. Events without a message go out as id-only frames (empty data), which clients do not
+dispatch but which still move their resume cursor; the first one is the "priming" event the transport
+spec asks for.
+
+Why the request id and progress token are written into every event id: resuming happens in whichever
+process the client reaches, which may not be the one that took the call, and the log holds our events,
+not the JSON-RPC envelope. The id `<run_id>.<call>-<n>` carries both (`call` is base64url JSON), so
+the stream can be rebuilt anywhere from the log alone.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import orjson
+
+from rhetor_stream.mcp import protocol
+from rhetor_stream.mcp.protocol import RequestId
+from rhetor_stream.stream.channel import EventChannel, Item, Payload
+
+
+@attrs.frozen
+class CallStream:
+    """What turns a run's events into the messages of one tools/call: who asked, and how to tag progress."""
+
+    session: str  # the session's nonce: a resume through another session is refused
+    request_id: RequestId
+    progress_token: RequestId | None = None
+
+    def id_prefix(self, run_id: str) -> str:
+        call = orjson.dumps([self.session, self.request_id, self.progress_token])
+        return f"{run_id}.{base64.urlsafe_b64encode(call).rstrip(b'=').decode()}"
+
+    def message(self, seq: int, event: str, data: Payload) -> bytes:
+        """The JSON-RPC message for the run's event number `seq`, or b"" when it has none."""
+        if event in ("complete", "error"):
+            fields = _fields(data)
+            if event == "complete":
+                body = protocol.tool_result(fields.get("result"))
+            else:
+                context = {key: value for key, value in fields.items() if key not in ("error", "code", "timestamp")}
+                body = protocol.tool_error(str(fields.get("error", "")), str(fields.get("code", "error")), **context)
+            return orjson.dumps(protocol.result(self.request_id, body))
+        if self.progress_token is None or event not in ("progress", "chunk", "message"):
+            return b""
+        text = _progress_text(event, _fields(data))
+        if text is None:
+            return b""
+        # The spec wants `progress` to grow with every notification, and chunks have no percentage:
+        # the event's place in the log grows, and is the same on every replay.
+        return orjson.dumps(protocol.notification("notifications/progress", {
+            "progressToken": self.progress_token, "progress": seq, "message": text}))
+
+
+def parse_event_id(raw: str) -> tuple[str, CallStream, int] | None:
+    """`(run_id, call, n)` from an event id this transport sent, or None."""
+    prefix, _, number = raw.rpartition("-")
+    run_id, _, encoded = prefix.partition(".")
+    if not (number.isascii() and number.isdigit() and len(number) <= 12 and run_id and encoded):
+        return None
+    try:
+        session, request_id, token = orjson.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        return None
+    if not isinstance(session, str) or not _is_id(request_id) or not (token is None or _is_id(token)):
+        return None
+    return run_id, CallStream(session, request_id, token), int(number)
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
+def _fields(data: Payload) -> dict[str, Any]:
+    value = orjson.loads(data) if isinstance(data, bytes) else dict(data)
+    return value if isinstance(value, dict) else {}
+
+
+def _progress_text(event: str, fields: Mapping[str, Any]) -> str | None:
+    if event == "chunk":
+        content = fields.get("content")
+        text = content.get("content") if isinstance(content, dict) else content
+        return text if isinstance(text, str) else None
+    if event == "message":
+        speaker = fields.get("name") or fields.get("speaker") or "?"
+        return f"{speaker}: {fields.get('content', '')}"
+    percentage = fields.get("percentage")
+    message = str(fields.get("message") or fields.get("stage") or "")
+    return f"{percentage:g}% {message}".rstrip() if isinstance(percentage, (int, float)) else message
+
+
+class McpChannel(EventChannel):
+    """A run's events on their way to an MCP client: each becomes its message (or an id-only frame)."""
+
+    __slots__ = ("call",)
+
+    def __init__(self, call: CallStream, maxsize: int, *, max_bytes: int, retry_ms: int, first_id: int,
+                 id_prefix: str) -> None:
+        super().__init__(maxsize, max_bytes=max_bytes, retry_ms=retry_ms, first_id=first_id, id_prefix=id_prefix)
+        self.call = call
+
+    async def send(self, event: str, data: Payload) -> None:
+        # One producer (the run's forwarder) and no timer that takes an id: the next id is this event's.
+        await super().send("message", self.call.message(self.last_id + 1, event, data))
+
+    def finish(self, *events: Item, reason: str = "complete") -> None:
+        frames = [("message", self.call.message(self.last_id + 1 + index, event, data))
+                  for index, (event, data) in enumerate(events)]
+        super().finish(*frames, reason=reason)
+
+
+class McpRelay(EventChannel):
+    """The same translation without a stream: each message goes to `deliver` as it comes (a stdio
+    client), and the response is kept (a client that takes one JSON answer). Nothing is queued."""
+
+    __slots__ = ("call", "response", "_deliver", "_seq")
+
+    def __init__(self, call: CallStream, deliver: Callable[[bytes], None] | None = None) -> None:
+        super().__init__(1, max_bytes=1)
+        self.call = call
+        self.response: bytes | None = None
+        self._deliver = deliver
+        self._seq = 0
+
+    async def send(self, event: str, data: Payload) -> None:
+        self._see(event, data)
+
+    def offer(self, event: str, data: Payload) -> bool:
+        self._see(event, data)
+        return True
+
+    def finish(self, *events: Item, reason: str = "complete") -> None:
+        for event, data in events:
+            self._see(event, data)
+        super().finish(reason=reason)
+
+    def _see(self, event: str, data: Payload) -> None:
+        self._seq += 1
+        if self.response is not None:
+            return  # nothing follows a response
+        message = self.call.message(self._seq, event, data)
+        if event in ("complete", "error"):
+            self.response = message
+        if message and self._deliver is not None:
+            self._deliver(message)
