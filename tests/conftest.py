@@ -83,6 +83,17 @@ async def read_events(response: aiohttp.ClientResponse) -> list[ServerSentEvent]
     return [event async for event in aiter_events(response.content.iter_any())]
 
 
+async def first_events(response: aiohttp.ClientResponse, limit: int | None = None) -> list[ServerSentEvent]:
+    """The events of a stream, stopping after `limit` of them (the connection stays open)."""
+    parser = SSEParser()
+    events: list[ServerSentEvent] = []
+    async for data in response.content.iter_any():
+        events.extend(parser.feed(data))
+        if limit is not None and len(events) >= limit:
+            return events[:limit]
+    return events
+
+
 async def post_stream(client: TestClient, tool_name: str, arguments: dict[str, Any] | None = None,
                       **stream_options: Any) -> list[ServerSentEvent]:
     body: dict[str, Any] = {"tool_name": tool_name, "arguments": arguments or {}}
@@ -123,10 +134,11 @@ class LiveReader:
 
 # --- real processes ----------------------------------------------------------------------------------
 
-def spawn_server(*args: str) -> tuple[subprocess.Popen[str], str]:
+def spawn_server(*args: str, cwd: Path = ROOT,
+                 env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
     """A real `python -m rhetor_stream --port 0` process and its base URL (read from its first line)."""
-    process = subprocess.Popen([sys.executable, "-m", "rhetor_stream", "--port", "0", *args], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-m", "rhetor_stream", "--port", "0", *args], cwd=cwd,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert process.stdout is not None
     line = process.stdout.readline()
     match = re.search(r"Serving on (http://127\.0\.0\.1:\d+)", line)

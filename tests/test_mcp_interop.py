@@ -15,8 +15,8 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from rhetor_stream.sse.parser import ServerSentEvent, SSEParser
-from tests.conftest import ROOT, eventually, spawn_server, stop_server
+from rhetor_stream.sse.parser import SSEParser
+from tests.conftest import ROOT, eventually, first_events, spawn_server, stop_server
 from tests.proxy import CuttingProxy
 
 TEXT = " ".join(f"Sentence number {n} is here." for n in range(1, 13))
@@ -144,16 +144,6 @@ def redis_servers(redis_url: str) -> Iterator[tuple[str, str]]:
         stop_server(process)
 
 
-async def _events(response: aiohttp.ClientResponse, limit: int | None = None) -> list[ServerSentEvent]:
-    parser = SSEParser()
-    events: list[ServerSentEvent] = []
-    async for data in response.content.iter_any():
-        events.extend(parser.feed(data))
-        if limit is not None and len(events) >= limit:
-            return events[:limit]
-    return events
-
-
 async def _initialize(http: aiohttp.ClientSession, url: str) -> dict[str, str]:
     """A session opened on `url`: the headers of every later request."""
     accept = {"Accept": "application/json, text/event-stream"}
@@ -174,10 +164,10 @@ async def test_a_stream_cut_on_one_process_resumes_on_another(redis_servers: tup
             "params": {"name": "StreamText", "arguments": {"text": TEXT, "delay_ms": 25},
                        "_meta": {"progressToken": 42}}}
     async with http.post(f"{a}/mcp", headers=session, json=call) as response:
-        first = await _events(response, limit=4)
+        first = await first_events(response, limit=4)
     async with http.get(f"{b}/mcp", headers={**session, "Last-Event-ID": first[-1].id}) as response:
         assert response.status == 200, await response.text()
-        rest = await _events(response)
+        rest = await first_events(response)
     events = first + rest
     prefix = first[0].id.rpartition("-")[0]
     assert [event.id for event in events] == [f"{prefix}-{n}" for n in range(1, len(events) + 1)]

@@ -13,8 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from rhetor_stream.sse.parser import ServerSentEvent, SSEParser
-from tests.conftest import ROOT, free_port, spawn_server, stop_server
+from tests.conftest import ROOT, first_events, free_port, spawn_server, stop_server
 
 TEXT = " ".join(f"Point {n} matters here." for n in range(1, 16))
 
@@ -42,16 +41,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def _events(response: aiohttp.ClientResponse, limit: int | None = None) -> list[ServerSentEvent]:
-    parser = SSEParser()
-    events: list[ServerSentEvent] = []
-    async for data in response.content.iter_any():
-        events.extend(parser.feed(data))
-        if limit is not None and len(events) >= limit:
-            return events[:limit]
-    return events
-
-
 async def test_start_on_a_resume_on_b(start_server: StartServer, redis_url: str,
                                       http: aiohttp.ClientSession) -> None:
     a = start_server("--event-store", redis_url)
@@ -59,12 +48,12 @@ async def test_start_on_a_resume_on_b(start_server: StartServer, redis_url: str,
     body: dict[str, Any] = {"tool_name": "StreamText", "arguments": {"text": TEXT, "delay_ms": 25},
                             "stream_options": {"resume_grace_s": 10}}
     async with http.post(f"{a}/api/mcp/v2/stream", json=body) as response:
-        first = await _events(response, limit=4)  # then the connection drops
+        first = await first_events(response, limit=4)  # then the connection drops
     run_id = first[0].json()["run_id"]
     async with http.get(f"{b}/api/mcp/v2/runs/{run_id}/events",
                         headers={"Last-Event-ID": first[-1].id}) as response:
         assert response.status == 200
-        rest = await _events(response)
+        rest = await first_events(response)
     events = first + rest
     assert [int(event.id.rsplit("-", 1)[1]) for event in events] == list(range(1, len(events) + 1))
     assert [event.event for event in events][-2:] == ["complete", "disconnect"]
@@ -82,7 +71,7 @@ async def test_cancel_through_b_stops_the_run_on_a(start_server: StartServer, re
         assert response.status == 202
     await _until_active_tools(http, a, 0)
     async with http.get(f"{b}/api/mcp/v2/runs/{run_id}/events") as response:
-        events = await _events(response)
+        events = await first_events(response)
     assert events[-2].event == "error" and events[-2].json()["code"] == "cancelled"
     async with http.get(f"{b}/api/mcp/v2/runs/{run_id}") as response:
         assert (await response.json())["status"] == "cancelled"
@@ -96,13 +85,13 @@ async def test_a_run_whose_process_died_ends_as_lost(start_server: StartServer, 
         async with http.post(f"{a}/api/mcp/v2/runs", json={"tool_name": "Wait", "arguments": {"seconds": 60}}) as r:
             run_id = (await r.json())["run_id"]
         async with http.get(f"{b}/api/mcp/v2/runs/{run_id}/events") as response:
-            first = await _events(response, limit=1)
+            first = await first_events(response, limit=1)
         async with http.get(f"{b}/api/mcp/v2/runs/{run_id}") as response:
             assert (await response.json())["status"] == "running"  # A renews its lease: not lost
         process.kill()  # no shutdown: the run is left "running" in Redis
         async with http.get(f"{b}/api/mcp/v2/runs/{run_id}/events",
                             headers={"Last-Event-ID": first[0].id}) as response:
-            rest = await asyncio.wait_for(_events(response), 15)  # B notices once A's lease runs out
+            rest = await asyncio.wait_for(first_events(response), 15)  # B notices once A's lease runs out
     finally:
         stop_server(process)
     assert [event.event for event in rest][-2:] == ["error", "disconnect"]
@@ -137,7 +126,7 @@ async def test_workers_share_one_port(start_server: StartServer, redis_url: str,
     base = start_server("--event-store", redis_url, "--workers", "2")
     assert len(await _worker_pids(base)) == 2
     async with http.get(f"{base}/api/mcp/v2/stream/test?count=1&interval_ms=0") as response:
-        assert [event.event for event in await _events(response)][-1] == "disconnect"
+        assert [event.event for event in await first_events(response)][-1] == "disconnect"
 
 
 async def test_a_killed_worker_is_replaced(start_server: StartServer, redis_url: str) -> None:

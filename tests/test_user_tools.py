@@ -14,7 +14,7 @@ import pytest
 
 from rhetor_stream.sse.parser import SSEParser
 from rhetor_stream.tools.loading import ToolLoadError, load_tools
-from tests.conftest import ROOT, stop_server
+from tests.conftest import ROOT, spawn_server, stop_server
 
 README = (ROOT / "README.md").read_text("utf-8")
 CLASH = ("from rhetor_stream.tools import mcp_tool\n\n@mcp_tool(name='Echo')\n"
@@ -30,18 +30,6 @@ def _readme_example() -> tuple[str, str]:
     return python.group(1), shell.group(1)
 
 
-def _serve(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen([sys.executable, "-m", "rhetor_stream", "--port", "0", *args], cwd=cwd,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    match = re.search(r"Serving on (http://127\.0\.0\.1:\d+)", line)
-    if match is None:
-        process.kill()
-        pytest.fail(f"no address in {line!r}: {process.stderr.read() if process.stderr else ''}")
-    return process, match.group(1)
-
-
 def _post(url: str, body: bytes) -> bytes:
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -55,7 +43,7 @@ def test_the_readme_example_serves_its_tools(tmp_path: Path) -> None:
     assert command[:3] == [".venv/bin/python", "-m", "rhetor_stream"]
     calls = re.findall(r"curl .*?(http://127\.0\.0\.1:8003\S+) .*?-d '(.*?)'", shell, re.DOTALL)
     assert len(calls) == 2
-    process, base = _serve(tmp_path, *command[3:])
+    process, base = spawn_server(*command[3:], cwd=tmp_path)
     try:
         with urllib.request.urlopen(f"{base}/api/mcp/v2/tools", timeout=30) as response:
             tools = {tool["name"]: tool for tool in json.loads(response.read())}
@@ -74,7 +62,7 @@ def test_a_file_path_and_the_variable_work_too(tmp_path: Path) -> None:
     code, _ = _readme_example()
     (tmp_path / "tools").mkdir()
     (tmp_path / "tools" / "mine.py").write_text(code)
-    process, base = _serve(ROOT, env={**_env(), "RHETOR_TOOLS": str(tmp_path / "tools" / "mine.py")})
+    process, base = spawn_server(env={**_env(), "RHETOR_TOOLS": str(tmp_path / "tools" / "mine.py")})
     try:
         with urllib.request.urlopen(f"{base}/api/mcp/v2/tools", timeout=30) as response:
             assert {"Add", "Countdown"} <= {tool["name"] for tool in json.loads(response.read())}
@@ -90,7 +78,7 @@ def test_an_entry_point_registers_its_tools(tmp_path: Path) -> None:
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: shipped\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[rhetor_stream.tools]\nshipped = shipped_tools\n")
-    process, base = _serve(ROOT, env={**_env(), "PYTHONPATH": str(tmp_path)})
+    process, base = spawn_server(env={**_env(), "PYTHONPATH": str(tmp_path)})
     try:
         answer = json.loads(_post(f"{base}/api/mcp/v2/process", b'{"tool_name": "Shipped"}'))
         assert answer["result"] == "from a package"
