@@ -12,6 +12,7 @@ from aiohttp import ClientConnectionResetError, web
 from rhetor_stream.runs import id_prefix
 from rhetor_stream.runs.manager import LocalRun
 from rhetor_stream.runs.store import FINAL_STATUSES, StoreUnavailable
+from rhetor_stream.sse.ids import InvalidEventId, shown, split_event_id
 from rhetor_stream.stream.channel import EventChannel
 from rhetor_stream.web import guard
 from rhetor_stream.web.capacity import SLOT
@@ -163,14 +164,15 @@ def _finish_channel(channel: EventChannel) -> Callable[[asyncio.Task[None]], Non
 
 
 def _last_event_id(request: web.Request, run_id: str) -> int:
+    """The event number the client has seen (0: none), refused unless it is one of this run's ids."""
     raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or ""
     if not raw:
         return 0
-    prefix, _, number = raw.rpartition("-")
+    try:
+        prefix, number = split_event_id(raw)
+    except InvalidEventId as exc:
+        raise ApiError(400, "invalid_event_id", f"{exc}: not one this server sent", run_id=run_id) from None
     if prefix != id_prefix(run_id):
-        raise ApiError(400, "foreign_event_id", f"event id {raw!r} does not belong to run {run_id}",
+        raise ApiError(400, "foreign_event_id", f"event id {shown(raw)} does not belong to run {run_id}",
                        run_id=run_id)
-    if not number.isdigit():
-        raise ApiError(400, "invalid_event_id", f"event id {raw!r} is not one this server sent",
-                       run_id=run_id)
-    return int(number)
+    return number
