@@ -55,7 +55,7 @@ async def test_requests_get_503_while_redis_is_away(make_client: MakeClient,
     body = await response.json()
     assert response.status == 503 and body["code"] == "event_store_unavailable"
     assert f"127.0.0.1:{disposable_redis.port}" in body["error"]
-    response = await client.get("/api/mcp/v2/runs/some-run")
+    response = await client.get(f"/api/mcp/v2/runs/{'0' * 32}")
     assert response.status == 503
     response = await client.get("/health")
     health = await response.json()

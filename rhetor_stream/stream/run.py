@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
@@ -34,8 +35,18 @@ def timestamp() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+RUN_ID_SHAPE = "32 lowercase hexadecimal digits"
+_RUN_ID = re.compile("[0-9a-f]{32}")
+
+
 def new_run_id() -> str:
+    """A fresh run id, RUN_ID_SHAPE (a random UUID's hex)."""
     return uuid.uuid4().hex
+
+
+def is_run_id(text: str) -> bool:
+    """True for text shaped like `new_run_id()`: ids from URLs end up in store keys."""
+    return _RUN_ID.fullmatch(text) is not None
 
 
 @attrs.frozen

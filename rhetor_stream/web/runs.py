@@ -14,6 +14,7 @@ from rhetor_stream.runs.manager import LocalRun
 from rhetor_stream.runs.store import FINAL_STATUSES, StoreUnavailable
 from rhetor_stream.sse.ids import InvalidEventId, shown, split_event_id
 from rhetor_stream.stream.channel import EventChannel
+from rhetor_stream.stream.run import RUN_ID_SHAPE, is_run_id
 from rhetor_stream.web import guard
 from rhetor_stream.web.capacity import SLOT
 from rhetor_stream.web.errors import ApiError, json_response
@@ -60,7 +61,7 @@ async def start_run(request: web.Request) -> web.Response:
 async def run_events(request: web.Request) -> web.StreamResponse:
     """GET /api/mcp/v2/runs/{run_id}/events: replay after Last-Event-ID, then follow live."""
     state = request.app[STATE]
-    run_id = request.match_info["run_id"]
+    run_id = _run_id(request)
     after = _last_event_id(request, run_id)
     if await state.runs.record(run_id) is None:
         return web.Response(status=204)  # an EventSource stops reconnecting on 204
@@ -69,7 +70,7 @@ async def run_events(request: web.Request) -> web.StreamResponse:
 
 async def run_status(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    run_id = request.match_info["run_id"]
+    run_id = _run_id(request)
     record = await state.runs.record(run_id)
     if record is None:
         raise ApiError(404, "unknown_run", f"no run {run_id!r} (finished runs are kept for "
@@ -81,7 +82,7 @@ async def run_status(request: web.Request) -> web.Response:
 
 async def cancel_run(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    run_id = request.match_info["run_id"]
+    run_id = _run_id(request)
     record = await state.runs.record(run_id)
     if record is None:
         raise ApiError(404, "unknown_run", f"no run {run_id!r}", run_id=run_id)
@@ -176,3 +177,12 @@ def _last_event_id(request: web.Request, run_id: str) -> int:
         raise ApiError(400, "foreign_event_id", f"event id {shown(raw)} does not belong to run {run_id}",
                        run_id=run_id)
     return number
+
+
+def _run_id(request: web.Request) -> str:
+    """The run id of the URL, refused as unknown unless it has the shape of one: it becomes part
+    of store keys (`<id>:events` would name another run's key in Redis)."""
+    run_id = request.match_info["run_id"]
+    if not is_run_id(run_id):
+        raise ApiError(404, "unknown_run", f"no run {shown(run_id)}: run ids are {RUN_ID_SHAPE}")
+    return run_id
