@@ -63,8 +63,18 @@ async def run_events(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     run_id = _run_id(request)
     after = _last_event_id(request, run_id)
-    if await state.runs.record(run_id) is None:
+    record = await state.runs.record(run_id)
+    if record is None:
         return web.Response(status=204)  # an EventSource stops reconnecting on 204
+    if after:
+        last = await state.runs.last_seq(run_id)
+        if after >= last and record.status in FINAL_STATUSES:
+            # The client has the whole run (a browser reconnects after `disconnect` too): following
+            # would only send heartbeats until the retention ends.
+            return web.Response(status=204)
+        if after > last:
+            raise ApiError(400, "invalid_event_id", f"event id {id_prefix(run_id)}-{after} is past the "
+                           f"end of run {run_id} (its last event so far is number {last})", run_id=run_id)
     return await follow(request, run_id, after, local=state.runs.local(run_id), hold_back=False)
 
 
