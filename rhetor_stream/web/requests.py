@@ -15,6 +15,11 @@ from rhetor_stream.web.guard import check_token_budget
 from rhetor_stream.web.state import STATE
 
 
+# No tool takes arguments nested anywhere near this deep; past it, validating and describing a value
+# (`repr` in an error message) would recurse towards Python's own limit. orjson refuses 1,024 levels.
+MAX_JSON_DEPTH = 64
+
+
 @attrs.frozen
 class ToolCall:
     tool: Tool
@@ -45,7 +50,22 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "malformed_request", "request body must be a JSON object")
+    if _deeper_than(body, MAX_JSON_DEPTH):
+        raise ApiError(400, "json_too_deep", f"request body nests arrays and objects deeper than "
+                       f"the depth limit of {MAX_JSON_DEPTH} levels")
     return body
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when arrays and objects nest more than `limit` levels; level by level, not recursive,
+    so the check itself is safe at any depth and linear in the size of the value."""
+    level = [value]
+    for _ in range(limit):
+        level = [child for item in level if isinstance(item, (dict, list))
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            return False
+    return any(isinstance(item, (dict, list)) for item in level)
 
 
 async def read_tool_call(request: web.Request, tools: ToolRegistry) -> ToolCall:
