@@ -11,12 +11,35 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from rhetor_stream.runs.store import StoreUnavailable
 
 log = logging.getLogger("rhetor_stream.web")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_SUMMARY_CHARS = 200
+
+
+class ServerLog(logging.LoggerAdapter[logging.Logger]):
+    """The logger aiohttp's request handler writes to (`handler_args={"logger": ...}`).
+
+    aiohttp answers a request it cannot parse (a bad request line, an oversized header, broken
+    chunked framing) with a 400 by itself, and then logs it at ERROR with a full traceback. That is
+    the client's mistake and anyone on the network can make it, so it becomes one line here, at INFO
+    (or DEBUG, where aiohttp chose that).
+    Everything else aiohttp reports this way (an exception that escaped a handler) keeps its level
+    and traceback.
+    """
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        problem = kwargs.get("exc_info")
+        if isinstance(problem, HttpProcessingError):
+            del kwargs["exc_info"]
+            summary = " ".join(str(problem.message).split())[:_SUMMARY_CHARS]
+            level, msg, args = min(level, logging.INFO), f"{msg} (answered {problem.code}): %s", (*args, summary)
+        super().log(level, msg, *args, **kwargs)
 
 
 class ApiError(Exception):
