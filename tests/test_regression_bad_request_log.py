@@ -38,7 +38,7 @@ async def test_a_malformed_request_is_one_line_without_traceback(client: TestCli
     assert records, "the bad request was not logged at all"
     for record in records:
         assert record.levelno <= logging.INFO and record.exc_info is None, record.getMessage()
-        assert "answered 400" in record.getMessage() and "\n" not in record.getMessage()
+        assert "(malformed request)" in record.getMessage() and "\n" not in record.getMessage()
 
 
 def test_other_errors_keep_their_level_and_traceback(caplog: pytest.LogCaptureFixture) -> None:
@@ -51,4 +51,4 @@ def test_other_errors_keep_their_level_and_traceback(caplog: pytest.LogCaptureFi
     bug, bad = caplog.records
     assert bug.levelno == logging.ERROR and bug.exc_info is not None
     assert bad.levelno == logging.INFO and bad.exc_info is None
-    assert bad.getMessage().startswith("Error handling request from 1.2.3.4 (answered 400): Bad status line")
+    assert bad.getMessage().startswith("Error handling request from 1.2.3.4 (malformed request): Bad status line")

@@ -22,23 +22,35 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _SUMMARY_CHARS = 200
 
 
+def malformed_request(exc: BaseException) -> str | None:
+    """What is wrong with a request aiohttp could not parse (its line, headers, or body framing and
+    encoding: bad gzip, broken chunks), in one line; None when `exc` is not that."""
+    if isinstance(exc, web.RequestPayloadError) and isinstance(exc.__cause__, HttpProcessingError):
+        exc = exc.__cause__
+    if isinstance(exc, HttpProcessingError):
+        return " ".join(str(exc.message).split())[:_SUMMARY_CHARS]
+    if isinstance(exc, web.RequestPayloadError):
+        return " ".join(str(exc).split())[:_SUMMARY_CHARS]
+    return None
+
+
 class ServerLog(logging.LoggerAdapter[logging.Logger]):
     """The logger aiohttp's request handler writes to (`handler_args={"logger": ...}`).
 
     aiohttp answers a request it cannot parse (a bad request line, an oversized header, broken
-    chunked framing) with a 400 by itself, and then logs it at ERROR with a full traceback. That is
-    the client's mistake and anyone on the network can make it, so it becomes one line here, at INFO
-    (or DEBUG, where aiohttp chose that).
-    Everything else aiohttp reports this way (an exception that escaped a handler) keeps its level
-    and traceback.
+    chunked framing) with a 400 by itself, and then logs it at ERROR with a full traceback; a body
+    it cannot decode fails again, with a traceback, when it drains the rest after our answer. Those
+    are the client's mistakes, anyone on the network can make them, so each becomes one line here,
+    at INFO (or DEBUG, where aiohttp chose that). Everything else aiohttp reports this way (an
+    exception that escaped a handler) keeps its level and traceback.
     """
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         problem = kwargs.get("exc_info")
-        if isinstance(problem, HttpProcessingError):
+        summary = malformed_request(problem) if isinstance(problem, BaseException) else None
+        if summary is not None:
             del kwargs["exc_info"]
-            summary = " ".join(str(problem.message).split())[:_SUMMARY_CHARS]
-            level, msg, args = min(level, logging.INFO), f"{msg} (answered {problem.code}): %s", (*args, summary)
+            level, msg, args = min(level, logging.INFO), f"{msg} (malformed request): %s", (*args, summary)
         super().log(level, msg, *args, **kwargs)
 
 

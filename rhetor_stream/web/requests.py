@@ -10,7 +10,7 @@ from aiohttp import web
 
 from rhetor_stream.stream.run import StreamOptions
 from rhetor_stream.tools.registry import ArgumentError, Tool, ToolRegistry
-from rhetor_stream.web.errors import ApiError
+from rhetor_stream.web.errors import ApiError, malformed_request
 from rhetor_stream.web.guard import check_token_budget
 from rhetor_stream.web.state import STATE
 
@@ -44,6 +44,8 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         # A body sent a few bytes at a time would hold its connection (and slot) for ever.
         raise ApiError(408, "body_timeout", f"the request body did not arrive within "
                        f"{settings.body_timeout:g} s") from None
+    except web.RequestPayloadError as exc:  # its Content-Encoding or chunked framing is broken
+        raise ApiError(400, "malformed_body", f"request body cannot be read: {malformed_request(exc)}") from None
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
