@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         app.router.add_get("/health", handlers.health),
     ]
     app.router.add_get("/", handlers.page)
-    app.router.add_static("/static", app[STATE].static_dir)
+    app.router.add_get("/static/{name}", handlers.static_file)
     if settings.cors_origin:
         _allow_origins(app, settings.cors_origin, api_routes)
     return app
