@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import aiohttp
 
 from rhetor_stream.client import StreamClient, StreamClientError, StreamEvent
+from rhetor_stream.sse.ids import sequence_number
 
 SHAPES: dict[str, tuple[str, ...]] = {
     "connected": ("run_id", "tool_name", "timestamp", "message"),
@@ -38,7 +39,7 @@ def problems(events: Sequence[StreamEvent]) -> list[str]:
     endings = [kind for kind in types if kind in ("complete", "error")]
     if len(endings) != 1 or len(types) < 2 or types[-2] != endings[0]:
         found.append(f"expected exactly one 'complete' or 'error' just before 'disconnect', got {endings}")
-    numbers = [_sequence_number(event.id) for event in events]
+    numbers = [sequence_number(event.id) for event in events]
     if any(number is None for number in numbers) or numbers != sorted(set(numbers)):  # type: ignore[type-var]
         found.append(f"event ids are not strictly increasing: {[event.id for event in events][:8]}...")
     for event in events:
@@ -52,11 +53,6 @@ def problems(events: Sequence[StreamEvent]) -> list[str]:
         elif event.type == "chunk" and not isinstance(event.data["content"], dict):
             found.append(f"chunk event {event.id} has no content object")
     return found
-
-
-def _sequence_number(event_id: str) -> int | None:
-    tail = event_id.rsplit("-", 1)[-1]
-    return int(tail) if tail.isdigit() else None
 
 
 def show(event: StreamEvent, *, width: int = 24) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,12 +37,21 @@ def _setting(default: Any, help: str, *, env: Sequence[str] = (), secret: bool =
     return attrs.field(default=default, metadata=metadata, **kwargs)
 
 
+def _finite(attribute: attrs.Attribute[Any], value: float) -> None:
+    """`nan` passes every comparison (`nan <= 0` is false) and `inf` every lower bound, yet neither
+    is a usable number of seconds or bytes: `--send-timeout nan` would switch the timeout off."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SettingsError(f"{_names(attribute)} must be a finite number, got {value!r}")
+
+
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    _finite(attribute, value)
     if value <= 0:
         raise SettingsError(f"{_names(attribute)} must be greater than 0, got {value!r}")
 
 
 def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    _finite(attribute, value)
     if value < 0:
         raise SettingsError(f"{_names(attribute)} must be 0 or more, got {value!r}")
 

@@ -44,7 +44,7 @@ async def test_errors_carry_status_message_and_code(client: TestClient) -> None:
             await api.process("SendMessageToSpecialist", {"specialist_id": "nobody", "message": "x"})
         assert caught.value.code == "unknown_specialist"
         with pytest.raises(StreamClientError) as caught:
-            async for _ in api.events("missing"):
+            async for _ in api.events("0" * 32):
                 pass
         assert caught.value.status == 204
 

@@ -86,10 +86,11 @@ async def test_foreign_and_malformed_ids_are_refused(run_client: TestClient) -> 
 
 
 async def test_unknown_run(run_client: TestClient) -> None:
-    assert (await run_client.get("/api/mcp/v2/runs/nope/events")).status == 204
-    response = await run_client.get("/api/mcp/v2/runs/nope")
+    unknown = "0" * 32
+    assert (await run_client.get(f"/api/mcp/v2/runs/{unknown}/events")).status == 204
+    response = await run_client.get(f"/api/mcp/v2/runs/{unknown}")
     assert response.status == 404 and (await response.json())["code"] == "unknown_run"
-    assert (await run_client.delete("/api/mcp/v2/runs/nope")).status == 404
+    assert (await run_client.delete(f"/api/mcp/v2/runs/{unknown}")).status == 404
 
 
 async def test_status_cancel_and_retention(run_client: TestClient) -> None:

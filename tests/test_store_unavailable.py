@@ -29,7 +29,7 @@ async def test_requests_get_503_while_redis_is_away(make_client: MakeClient,
     body = await response.json()
     assert response.status == 503 and body["code"] == "event_store_unavailable"
     assert f"127.0.0.1:{disposable_redis.port}" in body["error"]
-    response = await client.get("/api/mcp/v2/runs/some-run")
+    response = await client.get(f"/api/mcp/v2/runs/{'0' * 32}")
     assert response.status == 503
     response = await client.get("/health")
     health = await response.json()
@@ -103,11 +103,14 @@ async def test_a_run_whose_events_outgrow_the_buffer_ends_with_event_store_unava
         assert (await LiveReader(r).rest())[-2].json()["code"] == "events_expired"
 
 
+UNKNOWN_RUN = "f" * 32  # the shape of a run id (anything else is a 404 before the store is asked)
+
+
 async def test_an_unknown_run_asked_for_while_redis_is_away_ends_cleanly_once_it_is_back(
         make_client: MakeClient, disposable_redis: DisposableRedis) -> None:
     client = await make_client(event_store=disposable_redis.url, heartbeat=0.1)
     await asyncio.to_thread(disposable_redis.stop)
-    async with client.get("/api/mcp/v2/runs/nosuchrun/events") as response:
+    async with client.get(f"/api/mcp/v2/runs/{UNKNOWN_RUN}/events") as response:
         assert response.status == 200  # an EventSource would never come back after a 503
         reader = LiveReader(response)
         rest = asyncio.create_task(reader.rest())
@@ -115,5 +118,5 @@ async def test_an_unknown_run_asked_for_while_redis_is_away_ends_cleanly_once_it
         await asyncio.to_thread(disposable_redis.start)
         assert await asyncio.wait_for(rest, 30) == []  # a clean end: the browser reconnects...
     assert reader.comments > 0
-    response = await client.get("/api/mcp/v2/runs/nosuchrun/events")
+    response = await client.get(f"/api/mcp/v2/runs/{UNKNOWN_RUN}/events")
     assert response.status == 204  # ...and is told to stop

@@ -136,6 +136,11 @@ class RunManager:
             return await self.store.get(run_id)
         return record
 
+    async def last_seq(self, run_id: str) -> int:
+        """The number of the run's last event so far (0 when it has none yet)."""
+        run = self._local.get(run_id)
+        return run.recorder.seq if run is not None else await self.store.last_seq(run_id)
+
     def cancel_local(self, run_id: str, reason: str = "cancelled") -> bool:
         run = self._local.get(run_id)
         if run is None:

@@ -121,6 +121,10 @@ class MemoryEventStore(EventStore):
             return []
         return self._after(log, after)
 
+    async def last_seq(self, run_id: str) -> int:
+        log = self._live(run_id)
+        return log.events[-1].seq if log is not None and log.events else 0
+
     async def request_cancel(self, run_id: str) -> None:
         self._on_cancel(run_id)
 

@@ -285,6 +285,11 @@ class RedisEventStore(EventStore):
         return events
 
     @_reachable
+    async def last_seq(self, run_id: str) -> int:
+        last = await self._redis.xrevrange(self._events_key(run_id), count=1)
+        return int(last[0][0].split(b"-")[1]) if last else 0
+
+    @_reachable
     async def request_cancel(self, run_id: str) -> None:
         # The flag outlasts a cut channel (see `_listen`); the message is what makes it instant.
         await self._cancel(keys=[self._run_key(run_id)], args=[self._cancel_channel, run_id])

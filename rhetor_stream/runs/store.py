@@ -112,6 +112,10 @@ class EventStore(abc.ABC):
         """Events after `after`, waiting up to `wait` seconds for the first one if none is there."""
 
     @abc.abstractmethod
+    async def last_seq(self, run_id: str) -> int:
+        """The number of the run's last stored event, 0 when it has none (or is unknown)."""
+
+    @abc.abstractmethod
     async def request_cancel(self, run_id: str) -> None:
         """Ask the process executing `run_id` (this one or another) to cancel it."""
 

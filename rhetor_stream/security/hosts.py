@@ -54,6 +54,15 @@ class HostPolicy:
         normalized = origin.rstrip("/").lower()
         if "*" in self.origins or normalized in self.origins:
             return None
-        if host is not None and normalized != "null" and urlsplit(normalized).netloc == host.strip().lower():
+        if host is not None and normalized != "null" and _netloc(normalized) == host.strip().lower():
             return None
         return f"requests from pages of {origin} are not allowed (add the origin with --cors-origin)"
+
+
+def _netloc(origin: str) -> str | None:
+    """The host and port an `Origin` names; None for one that is not a URL (`http://[::1` makes
+    urlsplit raise), which then matches no host."""
+    try:
+        return urlsplit(origin).netloc
+    except ValueError:
+        return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
@@ -20,7 +21,7 @@ import orjson
 from rhetor_stream.chunking import ChunkMode
 from rhetor_stream.stream.channel import EventSink, Item
 from rhetor_stream.stream.progress import ProgressThrottle
-from rhetor_stream.tools.registry import ArgumentError, Tool, ToolContext, ToolError
+from rhetor_stream.tools.registry import ArgumentError, Tool, ToolContext, ToolError, preview
 
 log = logging.getLogger("rhetor_stream.run")
 
@@ -34,8 +35,18 @@ def timestamp() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+RUN_ID_SHAPE = "32 lowercase hexadecimal digits"
+_RUN_ID = re.compile("[0-9a-f]{32}")
+
+
 def new_run_id() -> str:
+    """A fresh run id, RUN_ID_SHAPE (a random UUID's hex)."""
     return uuid.uuid4().hex
+
+
+def is_run_id(text: str) -> bool:
+    """True for text shaped like `new_run_id()`: ids from URLs end up in store keys."""
+    return _RUN_ID.fullmatch(text) is not None
 
 
 @attrs.frozen
@@ -62,12 +73,12 @@ class StreamOptions:
         chunk_size = raw.get("chunk_size", "sentence")
         if chunk_size not in CHUNK_SIZES:
             raise ArgumentError("stream_options.chunk_size", f"must be one of {', '.join(CHUNK_SIZES)}, "
-                                f"got {chunk_size!r}")
+                                f"got {preview(chunk_size)}")
         grace = raw.get("resume_grace_s")
         if grace is not None and (isinstance(grace, bool) or not isinstance(grace, (int, float))
                                   or not 0 <= grace <= MAX_RESUME_GRACE):
             raise ArgumentError("stream_options.resume_grace_s",
-                                f"must be a number of seconds from 0 to {MAX_RESUME_GRACE}, got {grace!r}")
+                                f"must be a number of seconds from 0 to {MAX_RESUME_GRACE}, got {preview(grace)}")
         return cls(include_progress=include_progress, chunk_size=chunk_size,
                    resume_grace_s=None if grace is None else float(grace))
 

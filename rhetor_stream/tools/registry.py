@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import reprlib
 import types
 import typing
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
@@ -20,7 +21,7 @@ import attrs
 
 __all__ = [
     "Alias", "ArgumentError", "Bounds", "DuplicateToolError", "StreamCallback", "Tool", "ToolContext", "ToolError", "ToolRegistry",
-    "mcp_tool", "registry", "streaming_tool",
+    "mcp_tool", "preview", "registry", "streaming_tool",
 ]
 
 STREAM_CALLBACK = "_stream_callback"
@@ -98,7 +99,7 @@ class Known:
         known = self.names(app)
         for name in value if isinstance(value, list) else [value]:
             if name not in known:
-                raise ArgumentError(argument, f"no {self.what} {name!r}; known: {', '.join(known)}",
+                raise ArgumentError(argument, f"no {self.what} {preview(name)}; known: {', '.join(known)}",
                                     code=f"unknown_{self.what}")
 
 
@@ -374,7 +375,7 @@ def _matches(value: Any, annotation: Any) -> bool:
 def _check(name: str, value: Any, annotation: Any) -> None:
     if not _matches(value, annotation):
         expected = _describe_type(annotation)
-        raise ArgumentError(name, f"expected {expected}, got {_json_type(value)} {_preview(value)}")
+        raise ArgumentError(name, f"expected {expected}, got {_json_type(value)} ({preview(value)})")
 
 
 def _check_bounds(name: str, value: Any, bounds: Bounds) -> None:
@@ -387,9 +388,9 @@ def _check_bounds(name: str, value: Any, bounds: Bounds) -> None:
     if not isinstance(value, (int, float)):
         return
     if bounds.ge is not None and value < bounds.ge:
-        raise ArgumentError(name, f"must be at least {bounds.ge:g}, got {value!r}")
+        raise ArgumentError(name, f"must be at least {bounds.ge:g}, got {preview(value)}")
     if bounds.le is not None and value > bounds.le:
-        raise ArgumentError(name, f"must be at most {bounds.le:g}, got {value!r}")
+        raise ArgumentError(name, f"must be at most {bounds.le:g}, got {preview(value)}")
 
 
 def _takes_list(annotation: Any) -> bool:
@@ -411,6 +412,17 @@ def _describe_type(annotation: Any) -> str:
             "null": "null"}.get(str(schema_type), str(annotation))
 
 
-def _preview(value: Any) -> str:
-    text = repr(value)
-    return f"({text[:40]}...)" if len(text) > 40 else f"({text})"
+def _previewer() -> reprlib.Repr:
+    shorten = reprlib.Repr()
+    shorten.maxlevel, shorten.maxstring, shorten.maxlong, shorten.maxother = 3, 40, 40, 40
+    shorten.maxlist = shorten.maxdict = 4
+    return shorten
+
+
+_PREVIEW = _previewer()
+
+
+def preview(value: Any) -> str:
+    """A value from a request as an error message shows it: short however big the value is, and
+    safe however deep (plain `repr` recurses through every level, past Python's limit at ~1,000)."""
+    return _PREVIEW.repr(value)

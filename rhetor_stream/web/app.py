@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp_cors
 from aiohttp import web
+from aiohttp.log import server_logger
 
 import rhetor_stream.tools.builtin  # noqa: F401  (registers Echo, Wait, StreamText)
 from rhetor_stream import specialists
@@ -20,7 +21,7 @@ from rhetor_stream.tools.registry import ToolRegistry, registry
 from rhetor_stream.stream.run import Activity
 from rhetor_stream.web import guard, handlers, runs
 from rhetor_stream.web.capacity import CAPACITY, Capacity, capacity_middleware
-from rhetor_stream.web.errors import error_middleware
+from rhetor_stream.web.errors import ServerLog, error_middleware
 from rhetor_stream.web.state import STATE, AppState
 
 API = "/api/mcp/v2"
@@ -46,7 +47,8 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
     # The security checks first: a request they refuse takes no place under --max-streams.
     app = web.Application(middlewares=[error_middleware, guard.security_middleware,
                                        capacity_middleware(LIMITED)],
-                          client_max_size=settings.max_body_bytes)
+                          client_max_size=settings.max_body_bytes,
+                          handler_args={"logger": ServerLog(server_logger)})
     app[CAPACITY] = Capacity.from_settings(settings)
     supervisor = StreamSupervisor(poll=settings.disconnect_poll, send_timeout=settings.send_timeout,
                                   heartbeat=settings.heartbeat)
@@ -74,7 +76,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         *mcp_http.setup(app),
     ]
     app.router.add_get("/", handlers.page)
-    app.router.add_static("/static", app[STATE].static_dir)
+    app.router.add_get("/static/{name}", handlers.static_file)
     if settings.cors_origin:
         _allow_origins(app, settings.cors_origin, api_routes)
     return app

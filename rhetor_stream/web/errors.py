@@ -11,12 +11,47 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from rhetor_stream.runs.store import StoreUnavailable
 
 log = logging.getLogger("rhetor_stream.web")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_SUMMARY_CHARS = 200
+
+
+def malformed_request(exc: BaseException) -> str | None:
+    """What is wrong with a request aiohttp could not parse (its line, headers, or body framing and
+    encoding: bad gzip, broken chunks), in one line; None when `exc` is not that."""
+    if isinstance(exc, web.RequestPayloadError) and isinstance(exc.__cause__, HttpProcessingError):
+        exc = exc.__cause__
+    if isinstance(exc, HttpProcessingError):
+        return " ".join(str(exc.message).split())[:_SUMMARY_CHARS]
+    if isinstance(exc, web.RequestPayloadError):
+        return " ".join(str(exc).split())[:_SUMMARY_CHARS]
+    return None
+
+
+class ServerLog(logging.LoggerAdapter[logging.Logger]):
+    """The logger aiohttp's request handler writes to (`handler_args={"logger": ...}`).
+
+    aiohttp answers a request it cannot parse (a bad request line, an oversized header, broken
+    chunked framing) with a 400 by itself, and then logs it at ERROR with a full traceback; a body
+    it cannot decode fails again, with a traceback, when it drains the rest after our answer. Those
+    are the client's mistakes, anyone on the network can make them, so each becomes one line here,
+    at INFO (or DEBUG, where aiohttp chose that). Everything else aiohttp reports this way (an
+    exception that escaped a handler) keeps its level and traceback.
+    """
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        problem = kwargs.get("exc_info")
+        summary = malformed_request(problem) if isinstance(problem, BaseException) else None
+        if summary is not None:
+            del kwargs["exc_info"]
+            level, msg, args = min(level, logging.INFO), f"{msg} (malformed request): %s", (*args, summary)
+        super().log(level, msg, *args, **kwargs)
 
 
 class ApiError(Exception):

@@ -141,6 +141,17 @@ async def page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(request.app[STATE].static_dir / "streaming_client.html")
 
 
+async def static_file(request: web.Request) -> web.FileResponse:
+    """GET /static/{name}: a file of `static/`, found by name among the files there, so the path a
+    client sends never reaches the file system (through aiohttp's static route, a 300-character
+    name failed with ENAMETOOLONG: a 500)."""
+    directory = request.app[STATE].static_dir
+    name = request.match_info["name"]
+    if name not in {entry.name for entry in directory.iterdir() if entry.is_file()}:
+        raise web.HTTPNotFound()
+    return web.FileResponse(directory / name)
+
+
 async def _discard(event_type: str, data: object) -> None:
     """`/process` has no stream: streaming tools still run, their events have nowhere to go."""
 

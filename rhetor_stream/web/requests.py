@@ -10,9 +10,14 @@ from aiohttp import web
 
 from rhetor_stream.stream.run import StreamOptions
 from rhetor_stream.tools.registry import ArgumentError, Tool, ToolRegistry
-from rhetor_stream.web.errors import ApiError
+from rhetor_stream.web.errors import ApiError, malformed_request
 from rhetor_stream.web.guard import check_token_budget
 from rhetor_stream.web.state import STATE
+
+
+# No tool takes arguments nested anywhere near this deep; past it, validating and describing a value
+# (`repr` in an error message) would recurse towards Python's own limit. orjson refuses 1,024 levels.
+MAX_JSON_DEPTH = 64
 
 
 @attrs.frozen
@@ -39,13 +44,30 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         # A body sent a few bytes at a time would hold its connection (and slot) for ever.
         raise ApiError(408, "body_timeout", f"the request body did not arrive within "
                        f"{settings.body_timeout:g} s") from None
+    except web.RequestPayloadError as exc:  # its Content-Encoding or chunked framing is broken
+        raise ApiError(400, "malformed_body", f"request body cannot be read: {malformed_request(exc)}") from None
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "malformed_request", "request body must be a JSON object")
+    if _deeper_than(body, MAX_JSON_DEPTH):
+        raise ApiError(400, "json_too_deep", f"request body nests arrays and objects deeper than "
+                       f"the depth limit of {MAX_JSON_DEPTH} levels")
     return body
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when arrays and objects nest more than `limit` levels; level by level, not recursive,
+    so the check itself is safe at any depth and linear in the size of the value."""
+    level = [value]
+    for _ in range(limit):
+        level = [child for item in level if isinstance(item, (dict, list))
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            return False
+    return any(isinstance(item, (dict, list)) for item in level)
 
 
 async def read_tool_call(request: web.Request, tools: ToolRegistry) -> ToolCall:

@@ -21,8 +21,9 @@ from aiohttp import ClientConnectionResetError, web
 from rhetor_stream.runs import id_prefix
 from rhetor_stream.runs.manager import LocalRun
 from rhetor_stream.runs.store import FINAL_STATUSES, StoreUnavailable
+from rhetor_stream.sse.ids import InvalidEventId, shown, split_event_id
 from rhetor_stream.stream.channel import EventChannel
-from rhetor_stream.stream.run import failure
+from rhetor_stream.stream.run import RUN_ID_SHAPE, failure, is_run_id
 from rhetor_stream.web import guard
 from rhetor_stream.web.capacity import SLOT
 from rhetor_stream.web.errors import ApiError, json_response
@@ -69,11 +70,21 @@ async def start_run(request: web.Request) -> web.Response:
 async def run_events(request: web.Request) -> web.StreamResponse:
     """GET /api/mcp/v2/runs/{run_id}/events: replay after Last-Event-ID, then follow live."""
     state = request.app[STATE]
-    run_id = request.match_info["run_id"]
+    run_id = _run_id(request)
     after = _last_event_id(request, run_id)
     try:
-        if await state.runs.record(run_id) is None:
+        record = await state.runs.record(run_id)
+        if record is None:
             return web.Response(status=204)  # an EventSource stops reconnecting on 204
+        if after:
+            last = await state.runs.last_seq(run_id)
+            if after >= last and record.status in FINAL_STATUSES:
+                # The client has the whole run (a browser reconnects after `disconnect` too): following
+                # would only send heartbeats until the retention ends.
+                return web.Response(status=204)
+            if after > last:
+                raise ApiError(400, "invalid_event_id", f"event id {id_prefix(run_id)}-{after} is past the "
+                               f"end of run {run_id} (its last event so far is number {last})", run_id=run_id)
     except StoreUnavailable as exc:  # wait for it in the stream (see the module docstring)
         log.warning("GET %s waits for the event store: %s", request.path, exc)
     return await follow(request, run_id, after, local=state.runs.local(run_id), hold_back=False)
@@ -81,7 +92,7 @@ async def run_events(request: web.Request) -> web.StreamResponse:
 
 async def run_status(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    run_id = request.match_info["run_id"]
+    run_id = _run_id(request)
     record = await state.runs.record(run_id)
     if record is None:
         raise ApiError(404, "unknown_run", f"no run {run_id!r} (finished runs are kept for "
@@ -93,7 +104,7 @@ async def run_status(request: web.Request) -> web.Response:
 
 async def cancel_run(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    run_id = request.match_info["run_id"]
+    run_id = _run_id(request)
     record = await state.runs.record(run_id)
     if record is None:
         raise ApiError(404, "unknown_run", f"no run {run_id!r}", run_id=run_id)
@@ -186,14 +197,24 @@ def _finish_channel(channel: EventChannel) -> Callable[[asyncio.Task[None]], Non
 
 
 def _last_event_id(request: web.Request, run_id: str) -> int:
+    """The event number the client has seen (0: none), refused unless it is one of this run's ids."""
     raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or ""
     if not raw:
         return 0
-    prefix, _, number = raw.rpartition("-")
+    try:
+        prefix, number = split_event_id(raw)
+    except InvalidEventId as exc:
+        raise ApiError(400, "invalid_event_id", f"{exc}: not one this server sent", run_id=run_id) from None
     if prefix != id_prefix(run_id):
-        raise ApiError(400, "foreign_event_id", f"event id {raw!r} does not belong to run {run_id}",
+        raise ApiError(400, "foreign_event_id", f"event id {shown(raw)} does not belong to run {run_id}",
                        run_id=run_id)
-    if not number.isdigit():
-        raise ApiError(400, "invalid_event_id", f"event id {raw!r} is not one this server sent",
-                       run_id=run_id)
-    return int(number)
+    return number
+
+
+def _run_id(request: web.Request) -> str:
+    """The run id of the URL, refused as unknown unless it has the shape of one: it becomes part
+    of store keys (`<id>:events` would name another run's key in Redis)."""
+    run_id = request.match_info["run_id"]
+    if not is_run_id(run_id):
+        raise ApiError(404, "unknown_run", f"no run {shown(run_id)}: run ids are {RUN_ID_SHAPE}")
+    return run_id
