@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from rhetor_stream.sse.parser import ServerSentEvent, SSEParser
+from rhetor_stream.sse.parser import ServerSentEvent
 from rhetor_stream.web.state import STATE
-from tests.conftest import MakeClient, eventually, read_events
+from tests.conftest import MakeClient, eventually, first_events, read_events
 
 BOTH = "application/json, text/event-stream"
 TEXT = " ".join(f"Sentence number {n} is here." for n in range(1, 11))
@@ -57,25 +57,13 @@ class Mcp:
                                     headers=self.headers()) as response:
             assert response.status == 200, await response.text()
             assert response.content_type == "text/event-stream"
-            return await _read(response, limit)
+            return await first_events(response, limit)
 
     async def resume(self, last_event_id: str, *, limit: int | None = None) -> list[ServerSentEvent]:
         async with self.client.get("/mcp", headers=self.headers("text/event-stream",
                                                                 **{"Last-Event-ID": last_event_id})) as response:
             assert response.status == 200, await response.text()
-            return await _read(response, limit)
-
-
-async def _read(response: Any, limit: int | None) -> list[ServerSentEvent]:
-    if limit is None:
-        return await read_events(response)
-    events: list[ServerSentEvent] = []
-    parser = SSEParser()
-    async for data in response.content.iter_any():
-        events.extend(parser.feed(data))
-        if len(events) >= limit:
-            break
-    return events[:limit]
+            return await first_events(response, limit)
 
 
 def request(id: int, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from rhetor_stream.mcp import protocol
 from rhetor_stream.mcp.protocol import Message, RequestId, RpcError
 from rhetor_stream.mcp.sessions import Session, Sessions
 from rhetor_stream.mcp.stream import CallStream, McpChannel, McpRelay, parse_event_id
-from rhetor_stream.runs.manager import LocalRun
+from rhetor_stream.runs.manager import LocalRun, Resume
 from rhetor_stream.runs.store import RUNNING, StoreUnavailable
 from rhetor_stream.security.capability import Capabilities
 from rhetor_stream.sse.encoding import encode_json_event
@@ -363,9 +363,15 @@ async def get(request: web.Request) -> web.StreamResponse:
     if stream.session != session.nonce:
         raise TransportError(404, protocol.INVALID_REQUEST, "that stream belongs to another session")
     state = request.app[STATE]
-    if await state.runs.record(run_id) is None:
+    point = await state.runs.resume_point(run_id, after)
+    if point is Resume.UNKNOWN:
         raise TransportError(404, protocol.INVALID_REQUEST, "that stream's call is no longer kept (finished "
                              f"calls are kept for {state.settings.run_retention:g} s)")
+    if point is Resume.COMPLETE:
+        return web.Response(status=204)  # the client has every message of that call
+    if point is Resume.BEYOND:
+        raise TransportError(400, protocol.INVALID_REQUEST, f"Last-Event-ID {raw[:80]!r} is past the end of "
+                             "that stream")
     settings = state.settings
 
     def channel(retry_ms: int) -> McpChannel:

@@ -4,6 +4,7 @@ other sharing the store), and feeds subscribers from the log."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import random
 import time
@@ -13,8 +14,8 @@ from typing import Any
 import attrs
 
 from rhetor_stream.runs.recorder import RunRecorder
-from rhetor_stream.runs.store import (RUNNING, STORE_UNAVAILABLE, EventsExpired, EventStore, RunRecord,
-                                     StoreUnavailable)
+from rhetor_stream.runs.store import (FINAL_STATUSES, RUNNING, STORE_UNAVAILABLE, EventsExpired, EventStore,
+                                     RunRecord, StoreUnavailable)
 from rhetor_stream.stream.channel import EventChannel, encode_payload
 from rhetor_stream.stream.run import Activity, StreamOptions, ToolRun, failure, new_run_id
 from rhetor_stream.tools.registry import Tool
@@ -27,6 +28,16 @@ _RETRY_FIRST, _RETRY_LAST = 0.1, 2.0  # pauses of a subscriber waiting for the e
 def id_prefix(run_id: str) -> str:
     """Event ids read `<prefix>-<n>`: the prefix ties an id to its run, so a foreign id is refused."""
     return run_id[:8]
+
+
+class Resume(enum.Enum):
+    """Where a resuming client stands: the run is unknown (or forgotten), the client already has all of
+    a finished run, it names an event the run has not produced, or there is something to follow."""
+
+    UNKNOWN = "unknown"
+    COMPLETE = "complete"
+    BEYOND = "beyond"
+    FOLLOW = "follow"
 
 
 @attrs.define(eq=False)
@@ -140,6 +151,21 @@ class RunManager:
         """The number of the run's last event so far (0 when it has none yet)."""
         run = self._local.get(run_id)
         return run.recorder.seq if run is not None else await self.store.last_seq(run_id)
+
+    async def resume_point(self, run_id: str, after: int) -> Resume:
+        """What a client asking for the events of `run_id` after number `after` should get."""
+        record = await self.record(run_id)
+        if record is None:
+            return Resume.UNKNOWN
+        if after:
+            last = await self.last_seq(run_id)
+            if after >= last and record.status in FINAL_STATUSES:
+                # The client has the whole run (a browser reconnects after `disconnect` too): following
+                # would only send heartbeats until the retention ends.
+                return Resume.COMPLETE
+            if after > last:
+                return Resume.BEYOND
+        return Resume.FOLLOW
 
     def cancel_local(self, run_id: str, reason: str = "cancelled") -> bool:
         run = self._local.get(run_id)

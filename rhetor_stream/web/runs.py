@@ -19,7 +19,7 @@ from contextlib import suppress
 from aiohttp import ClientConnectionResetError, web
 
 from rhetor_stream.runs import id_prefix
-from rhetor_stream.runs.manager import LocalRun
+from rhetor_stream.runs.manager import LocalRun, Resume
 from rhetor_stream.runs.store import FINAL_STATUSES, StoreUnavailable
 from rhetor_stream.sse.ids import InvalidEventId, shown, split_event_id
 from rhetor_stream.stream.channel import EventChannel
@@ -73,18 +73,12 @@ async def run_events(request: web.Request) -> web.StreamResponse:
     run_id = _run_id(request)
     after = _last_event_id(request, run_id)
     try:
-        record = await state.runs.record(run_id)
-        if record is None:
+        point = await state.runs.resume_point(run_id, after)
+        if point in (Resume.UNKNOWN, Resume.COMPLETE):
             return web.Response(status=204)  # an EventSource stops reconnecting on 204
-        if after:
-            last = await state.runs.last_seq(run_id)
-            if after >= last and record.status in FINAL_STATUSES:
-                # The client has the whole run (a browser reconnects after `disconnect` too): following
-                # would only send heartbeats until the retention ends.
-                return web.Response(status=204)
-            if after > last:
-                raise ApiError(400, "invalid_event_id", f"event id {id_prefix(run_id)}-{after} is past the "
-                               f"end of run {run_id} (its last event so far is number {last})", run_id=run_id)
+        if point is Resume.BEYOND:
+            raise ApiError(400, "invalid_event_id", f"event id {id_prefix(run_id)}-{after} is past the "
+                           f"end of run {run_id} (it has not sent that many events)", run_id=run_id)
     except StoreUnavailable as exc:  # wait for it in the stream (see the module docstring)
         log.warning("GET %s waits for the event store: %s", request.path, exc)
     return await follow(request, run_id, after, local=state.runs.local(run_id), hold_back=False)
