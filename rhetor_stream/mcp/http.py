@@ -296,7 +296,7 @@ async def _start_call(request: web.Request, session: Session, message: Message,
     except BaseException:  # the store failed, or the client left: the id was not used after all
         mcp.release(session, message.id)
         raise
-    guard.hold_slot(request, run.tool_run)
+    guard.hold_slot(request, run)
     mcp.track(session, message.id, run)
     return _Call(run, CallStream(session.nonce, message.id, checked.progress_token))
 

@@ -50,11 +50,16 @@ class LocalRun:
     grace: float | None
     subscribers: int = 0
     grace_timer: asyncio.TimerHandle | None = None
-    on_end: Callable[[], object] | None = None  # e.g. giving back a detached run's capacity slot
+    # What to do once the run has ended, e.g. give back the capacity and key-limit places it holds.
+    on_end: list[Callable[[], object]] = attrs.Factory(list)
 
     @property
     def run_id(self) -> str:
         return self.tool_run.run_id
+
+    def when_done(self, callback: Callable[[], object]) -> None:
+        """Call `callback` once the run has ended (its final events are written)."""
+        self.on_end.append(callback)
 
     def followed_here(self) -> bool:
         return self.subscribers > 0
@@ -87,8 +92,7 @@ class RunManager:
         return self._local.get(run_id)
 
     async def create(self, tool: Tool, arguments: dict[str, Any], options: StreamOptions, *,
-                     grace: float | None, on_end: Callable[[], object] | None = None,
-                     run_id: str | None = None) -> LocalRun:
+                     grace: float | None, run_id: str | None = None) -> LocalRun:
         """Start a run. A caller that must find it again from what its client sends names it with
         `run_id` (the MCP transport derives it from session and request id) and makes sure the id is
         unused; otherwise the run gets a fresh random id."""
@@ -102,7 +106,7 @@ class RunManager:
             # run starts cancelled, which ends its log with `error` and `disconnect` like any other.
             written.add_done_callback(lambda task: self._start_cancelled(task, run_id, tool, arguments, options))
             raise
-        return self._start(run_id, tool, arguments, options, grace, on_end)
+        return self._start(run_id, tool, arguments, options, grace)
 
     def _start_cancelled(self, written: asyncio.Future[None], run_id: str, tool: Tool,
                          arguments: dict[str, Any], options: StreamOptions) -> None:
@@ -110,12 +114,12 @@ class RunManager:
             self._start(run_id, tool, arguments, options, 0).tool_run.cancel("client_disconnected")
 
     def _start(self, run_id: str, tool: Tool, arguments: dict[str, Any], options: StreamOptions,
-               grace: float | None, on_end: Callable[[], object] | None = None) -> LocalRun:
+               grace: float | None) -> LocalRun:
         recorder = RunRecorder(run_id, self.store, window=self._queue_size)
         tool_run = ToolRun(tool, arguments, sink=recorder, options=options, activity=self._activity,
                            app=self._app, progress_interval=self._progress_interval,
                            processing_tick=self._processing_tick, run_id=run_id)
-        run = LocalRun(tool_run, recorder, grace, on_end=on_end)
+        run = LocalRun(tool_run, recorder, grace)
         if not self.store.shared:  # in a shared store, other processes' subscribers may be reading
             tool_run.listened = run.followed_here
         self._local[run_id] = run
@@ -130,8 +134,8 @@ class RunManager:
         if run.grace_timer is not None:
             run.grace_timer.cancel()
         self._local.pop(run.run_id, None)
-        if run.on_end is not None:
-            run.on_end()
+        for callback in run.on_end:
+            callback()
         log.debug("run %s tool=%s events=%d ended=%s", run.run_id, run.tool_run.tool.name,
                   run.recorder.seq, run.tool_run.end_reason)
 

@@ -7,7 +7,6 @@ URL, since `EventSource` cannot send headers), then the per-key limits on reques
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -15,12 +14,12 @@ from typing import Any
 import attrs
 from aiohttp import hdrs, web
 
+from rhetor_stream.runs.manager import LocalRun
 from rhetor_stream.security.capability import Capabilities
 from rhetor_stream.security.hosts import HostPolicy
 from rhetor_stream.security.keys import KeyRing, bearer_token
 from rhetor_stream.security.limits import ANONYMOUS, KeyLimiter, Refusal, Slot
 from rhetor_stream.settings import Settings
-from rhetor_stream.stream.run import ToolRun
 from rhetor_stream.tools.registry import Tool
 from rhetor_stream.web.errors import ApiError, Handler, error_response
 from rhetor_stream.web.state import STATE
@@ -39,7 +38,6 @@ class Guard:
     capability_secret: bytes
     capability_ttl: float
     capabilities: Capabilities | None = None  # set at start, once the secret is known
-    holding: set[asyncio.Future[None]] = attrs.Factory(set)  # runs' slot releases
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Guard:
@@ -163,16 +161,11 @@ def with_run_token(request: web.Request, path: str, run_id: str) -> str:
     return f"{path}?token={guard.capabilities.issue(run_id)}"
 
 
-def hold_slot(request: web.Request, run: ToolRun) -> None:
+def hold_slot(request: web.Request, run: LocalRun) -> None:
     """The run started by this request counts against its key's limits until it ends."""
     slot = request.pop(_SLOT, None)
-    if slot is None:
-        return
-    guard = request.app[GUARD]
-    waiter = asyncio.ensure_future(run.wait_closed())
-    guard.holding.add(waiter)
-    waiter.add_done_callback(guard.holding.discard)
-    waiter.add_done_callback(lambda _: slot.release())
+    if slot is not None:
+        run.when_done(slot.release)
 
 
 def check_token_budget(request: web.Request, tool: Tool, arguments: Mapping[str, Any]) -> None:

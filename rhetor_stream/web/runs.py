@@ -49,7 +49,7 @@ async def stream_as_run(request: web.Request) -> web.StreamResponse:
     call = await read_tool_call(request, state.tools)
     grace = call.options.resume_grace_s or 0.0
     run = await state.runs.create(call.tool, call.arguments, call.options, grace=grace)
-    guard.hold_slot(request, run.tool_run)
+    guard.hold_slot(request, run)
     # Where to resume: a browser can hand it to EventSource (with keys it carries the run token).
     headers = {**SSE_HEADERS, "X-Events-URL": _events_url(request, run.run_id)}
     return await follow(request, run.run_id, 0, local=run, hold_back=True, headers=headers)
@@ -60,9 +60,10 @@ async def start_run(request: web.Request) -> web.Response:
     state = request.app[STATE]
     call = await read_tool_call(request, state.tools)
     slot = request[SLOT]
-    run = await state.runs.create(call.tool, call.arguments, call.options, grace=None, on_end=slot.release)
+    run = await state.runs.create(call.tool, call.arguments, call.options, grace=None)
     slot.keep()  # a detached run holds its place until it ends, not until this answer is sent
-    guard.hold_slot(request, run.tool_run)
+    run.when_done(slot.release)
+    guard.hold_slot(request, run)
     return json_response({"run_id": run.run_id, "events_url": _events_url(request, run.run_id),
                           "status_url": f"{API}/runs/{run.run_id}"}, status=202)
 
