@@ -7,6 +7,7 @@ a configurable pace. The answer says plainly that no model was called.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import re
 from collections.abc import AsyncIterator
 
@@ -115,10 +116,17 @@ def _subject(text: str, limit: int = 60) -> str:
 
 
 def _key_terms(text: str, limit: int = 3) -> list[str]:
-    """The longest distinct words of the message, in the order they appear."""
+    """The longest distinct words of the message, in the order they appear.
+
+    Linear in the message (a set of the words seen, `nlargest` instead of sorting them all): any
+    client can send one as long as the body limit.
+    """
     words: list[str] = []
+    seen: set[str] = set()
     for word in _WORD.findall(text):
-        if word.lower() not in _STOP and word.lower() not in (w.lower() for w in words):
+        lowered = word.lower()
+        if lowered not in _STOP and lowered not in seen:
+            seen.add(lowered)
             words.append(word)
-    longest = set(sorted(words, key=len, reverse=True)[:limit])
+    longest = set(heapq.nlargest(limit, words, key=len))
     return [word for word in words if word in longest]
