@@ -72,8 +72,8 @@ class SimulatedProvider(Provider):
         topic = _TOPIC.search(question)
         terms = _key_terms(topic["topic"] if topic else question)
         speakers = _SPEAKER.findall(question)
-        first = max(terms, key=len) if terms else "the question"
-        listed = ", ".join(terms) if terms else "the request"
+        first = _shorten(max(terms, key=len)) if terms else "the question"
+        listed = ", ".join(map(_shorten, terms)) if terms else "the request"
         kind = task["task"] if task else "chat"
         if kind == "chat":
             kind = next((manner for keyword, manner in _ROLE_MANNER if keyword in role.lower()), kind)
@@ -84,7 +84,7 @@ class SimulatedProvider(Provider):
                  "", title.format(**fields) + ".", ""]
         lines += [f"- {point.format(**fields)}" for point in points]
         if speakers:
-            lines += ["", f"Building on what {speakers[-1]} said, I would not repeat it but test it."]
+            lines += ["", f"Building on what {_shorten(speakers[-1])} said, I would not repeat it but test it."]
         lines += ["", f"In short: {first} deserves attention before anything else."]
         return "\n".join(lines)
 
@@ -103,6 +103,12 @@ class SimulatedProvider(Provider):
         else:
             chat.stop_reason = "end_turn"
         chat.usage.output_tokens = produced
+
+
+def _shorten(word: str, limit: int = 40) -> str:
+    """A word of the message as the answer repeats it: never so long that the answer grows with the
+    message (a team chat sends every answer to every later turn)."""
+    return word if len(word) <= limit else word[:limit - 1] + "\u2026"
 
 
 def _subject(text: str, limit: int = 60) -> str:
