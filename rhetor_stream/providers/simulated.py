@@ -89,9 +89,9 @@ class SimulatedProvider(Provider):
         return "\n".join(lines)
 
     async def _produce(self, chat: ChatStream, request: ChatRequest) -> AsyncIterator[str]:
-        text = self.compose(request)
-        tokens = _TOKEN.findall(text)
-        chat.usage.input_tokens = sum(len(message.content.split()) for message in request.messages)
+        # Reading a message of up to the body limit takes a while (~0.1 s for 1 MiB): a worker
+        # thread does it, so the event loop keeps serving everyone else meanwhile.
+        tokens, chat.usage.input_tokens = await asyncio.to_thread(self._prepare, request)
         produced = 0
         for token in tokens:
             if produced >= request.max_tokens:
@@ -103,6 +103,11 @@ class SimulatedProvider(Provider):
         else:
             chat.stop_reason = "end_turn"
         chat.usage.output_tokens = produced
+
+    def _prepare(self, request: ChatRequest) -> tuple[list[str], int]:
+        """The answer's tokens, and the input's size in words."""
+        return (_TOKEN.findall(self.compose(request)),
+                sum(len(message.content.split()) for message in request.messages))
 
 
 def _shorten(word: str, limit: int = 40) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from rhetor_stream.chunking import Chunker
@@ -10,6 +11,13 @@ from rhetor_stream.tools.registry import Bounds, StreamCallback, ToolContext, bu
 from rhetor_stream.wording import plural
 
 _TOKENS = re.compile(r"\S+\s*|\s+")
+# The text may be as long as the body limit, and other requests must not wait for all of it: the
+# chunker gets at most _PIECE characters at a time, and the event loop gets a turn after every
+# _PAUSE_EVERY characters fed (a delta counts _DELTA_COST more, so many tiny ones add up too). A
+# request needs several loop turns, so each turn must be short: about a millisecond.
+_PIECE = 512
+_PAUSE_EVERY = 512
+_DELTA_COST = 16
 _SAMPLE = ("Server-Sent Events keep one HTTP response open and let the server speak whenever it has "
            "something to say. ")
 
@@ -53,10 +61,23 @@ async def stream_text(text: str, delay_ms: Annotated[int, Bounds(ge=0, le=10_000
             await _stream_callback("chunk", {"content": {"content": chunk, "index": sent - 1,
                                                          "progress": round(100 * delivered / total, 1)}})
 
-    for token in _TOKENS.findall(text):
-        await send(chunker.feed(token))
+    work = 0
+    for delta in _deltas(text):
+        await send(chunker.feed(delta))
+        work += len(delta) + _DELTA_COST
+        if work >= _PAUSE_EVERY:
+            work = 0
+            await asyncio.sleep(0)
     await send(chunker.flush())
     return {"text": text, "chunks": sent}
+
+
+def _deltas(text: str) -> Iterator[str]:
+    """The text as a model would stream it: word by word, and a very long word in pieces."""
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        for offset in range(0, len(token), _PIECE):
+            yield token[offset:offset + _PIECE]
 
 
 async def _stream_test(count: int, size: int, interval_ms: int, *,
