@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterator
 
 _LATIN_TERMINATORS = ".!?…"
 _CJK_TERMINATORS = "。！？"
@@ -314,3 +315,17 @@ def chunk_text(text: str, mode: ChunkMode | str = ChunkMode.SENTENCE) -> list[st
     """All chunks of a complete text."""
     chunker = Chunker(mode)
     return chunker.feed(text) + chunker.flush()
+
+
+# Feeding a chunker costs time linear in the text, but a single megabyte-long delta would still hold
+# the event loop for a second: whoever feeds text they did not choose feeds it in pieces this long.
+PIECE = 512
+
+
+def pieces(delta: str) -> Iterator[str]:
+    """`delta` in pieces of at most PIECE characters (the chunks come out the same)."""
+    if len(delta) <= PIECE:
+        yield delta
+        return
+    for offset in range(0, len(delta), PIECE):
+        yield delta[offset:offset + PIECE]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from rhetor_stream.chunking import Chunker
+from rhetor_stream.chunking import Chunker, pieces
 from rhetor_stream.specialists.roster import Specialist
 from rhetor_stream.specialists.service import SpecialistService
 
@@ -27,8 +27,9 @@ async def answer(service: SpecialistService, specialist: Specialist, message: st
                 await on_stage("streaming", f"{specialist.name} is answering")
             parts.append(delta)
             if on_chunk is not None:
-                for chunk in chunker.feed(delta):
-                    await on_chunk(chunk)
+                for piece in pieces(delta):  # a model may send a megabyte in one delta
+                    for chunk in chunker.feed(piece):
+                        await on_chunk(chunk)
     finally:
         await stream.aclose()
     if on_chunk is not None:

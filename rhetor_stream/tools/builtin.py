@@ -6,16 +6,15 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from rhetor_stream.chunking import Chunker
+from rhetor_stream.chunking import Chunker, pieces
 from rhetor_stream.tools.registry import Bounds, StreamCallback, ToolContext, build_tool, mcp_tool, streaming_tool
 from rhetor_stream.wording import plural
 
 _TOKENS = re.compile(r"\S+\s*|\s+")
 # The text may be as long as the body limit, and other requests must not wait for all of it: the
-# chunker gets at most _PIECE characters at a time, and the event loop gets a turn after every
+# chunker gets at most PIECE characters at a time, and the event loop gets a turn after every
 # _PAUSE_EVERY characters fed (a delta counts _DELTA_COST more, so many tiny ones add up too). A
 # request needs several loop turns, so each turn must be short: about a millisecond.
-_PIECE = 512
 _PAUSE_EVERY = 512
 _DELTA_COST = 16
 _SAMPLE = ("Server-Sent Events keep one HTTP response open and let the server speak whenever it has "
@@ -75,9 +74,7 @@ async def stream_text(text: str, delay_ms: Annotated[int, Bounds(ge=0, le=10_000
 def _deltas(text: str) -> Iterator[str]:
     """The text as a model would stream it: word by word, and a very long word in pieces."""
     for match in _TOKENS.finditer(text):
-        token = match.group()
-        for offset in range(0, len(token), _PIECE):
-            yield token[offset:offset + _PIECE]
+        yield from pieces(match.group())
 
 
 async def _stream_test(count: int, size: int, interval_ms: int, *,
