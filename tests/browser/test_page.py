@@ -173,6 +173,26 @@ def test_a_specialist_answer_streams(browser: Any, shared_server: str) -> None:
     page.close()
 
 
+def test_a_tool_without_chunks_shows_its_result(browser: Any, shared_server: str) -> None:
+    page = open_page(browser, shared_server)
+    page.select_option("#tool", "Echo")
+    page.fill("#arg-text", "hello")
+    page.click("[data-testid=run]")
+    wait_state(page, "complete")
+    assert json.loads(page.inner_text("#answer")) == {"text": "hello"}
+    # The one-answer team chat: its transcript and summary come in the result.
+    page.select_option("#tool", "OrchestrateTeamChat")
+    page.fill("#arg-topic", "Tabs or spaces?")
+    page.fill("#arg-rounds", "1")
+    page.select_option("#arg-specialists", ["critic"])
+    page.click("[data-testid=run]")
+    wait_state(page, "complete")
+    at_rest(page, "complete")
+    assert page.locator("#transcript li").all_inner_texts()[0].startswith("Socrates · round 1")
+    assert page.inner_text("#answer").startswith("Rhetor · summary after round 1")
+    page.close()
+
+
 def test_a_team_chat_reads_like_a_conversation(browser: Any, shared_server: str) -> None:
     """One bubble per turn, the live one names its speaker, the summary where the eye lands."""
     page = open_page(browser, shared_server)
