@@ -180,15 +180,18 @@ def test_a_tool_without_chunks_shows_its_result(browser: Any, shared_server: str
     page.click("[data-testid=run]")
     wait_state(page, "complete")
     assert json.loads(page.inner_text("#answer")) == {"text": "hello"}
-    # The one-answer team chat: its transcript and summary come in the result.
+    # The one-answer team chat: its transcript and summary come in the result (directive: the
+    # coordinator assigns the tasks of each round first).
     page.select_option("#tool", "OrchestrateTeamChat")
     page.fill("#arg-topic", "Tabs or spaces?")
     page.fill("#arg-rounds", "1")
     page.select_option("#arg-specialists", ["critic"])
+    page.select_option("#arg-orchestration_style", "directive")
     page.click("[data-testid=run]")
     wait_state(page, "complete")
     at_rest(page, "complete")
-    assert page.locator("#transcript li").all_inner_texts()[0].startswith("Socrates · round 1")
+    whos = page.locator("#transcript li .who").all_inner_texts()
+    assert whos == ["Rhetor · tasks for round 1", "Socrates · round 1", "Rhetor · summary after round 1"], whos
     assert page.inner_text("#answer").startswith("Rhetor · summary after round 1")
     page.close()
 
