@@ -63,6 +63,12 @@ def _one_of(choices: Sequence[str]) -> Any:
     return check
 
 
+def _connections(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    # Three are held for long: the cancel channel, the shared blocking read and the writer's pipeline.
+    if value < 4:
+        raise SettingsError(f"{_names(attribute)} must be 4 or more, got {value!r}")
+
+
 def _port(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if not 0 <= value <= 65535:
         raise SettingsError(f"{_names(attribute)} must be a port number from 0 to 65535, got {value}")
@@ -182,6 +188,9 @@ class Settings:
                                              "restarted Redis lost); a run that would go past it while "
                                              "Redis is away ends with event_store_unavailable",
                                              validator=_positive)
+    event_store_connections: int = _setting(32, "connections to the redis event store a process opens at "
+                                            "most (4 or more); a command beyond them waits for a free one",
+                                            validator=_connections)
     run_owner_lease: float = _setting(15.0, "seconds a process may stop renewing its lease in the shared "
                                       "store before others end its running runs as lost",
                                       validator=_positive)

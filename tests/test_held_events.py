@@ -2,9 +2,12 @@
 forgotten first (oldest first across runs), unwritten ones never."""
 from __future__ import annotations
 
+import time
 import tracemalloc
 
-from rhetor_stream.runs.held import EVENT_OVERHEAD, HeldEvents
+import pytest
+
+from rhetor_stream.runs.held import EVENT_OVERHEAD, LINGER, HeldEvents, cost
 from rhetor_stream.runs.store import StoredEvent
 from rhetor_stream.stream.channel import encode_payload
 
@@ -26,7 +29,10 @@ def test_written_events_make_room_oldest_first_across_runs() -> None:
     assert (a.events[0].seq, b.events[0].seq) == (4, 3)  # a1 b1 a2 b2 a3 went, in the order added
     assert a.events[0].seq + len(a.events) - 1 == 15  # what is held stays consecutive
     assert a.covers(a.events[0].seq - 1) and not a.covers(a.events[0].seq - 2)
-    assert [event.seq for event in a.after(13)] == [14, 15]
+    assert [event.seq for event in a.after(13, a.last)] == [14, 15]
+    assert [event.seq for event in a.after(13, 14)] == [14]  # not above what followers may see
+    assert [event.seq for event in a.after(4, 6)] == [5, 6]  # (read from the deque's near end)
+    assert [event.seq for event in a.after(12, 11)] == []
 
 
 def test_unwritten_events_are_never_forgotten() -> None:
@@ -37,8 +43,27 @@ def test_unwritten_events_are_never_forgotten() -> None:
     assert [event.seq for event in run.unwritten()] == list(range(1, 11))
     run.written = 10
     assert held.make_room() and held.bytes <= held.limit
-    held.close(run)
+    held.close(run, linger=False)
     assert held.bytes == 0 and held.runs() == []
+
+
+def test_a_finished_run_lingers_for_its_followers_within_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    held = HeldEvents(limit=4 * (130 + EVENT_OVERHEAD))
+    run = held.open("a")
+    for seq in range(1, 4):
+        held.add(run, _event(seq))
+    run.written = 3
+    held.close(run)
+    assert held.runs() == [] and held.get("a") is None  # nothing to write any more
+    assert held.readable("a") is run and [event.seq for event in run.after(1, run.written)] == [2, 3]
+    other = held.open("b")
+    for seq in range(1, 3):
+        held.add(other, _event(seq))  # over the budget: the finished run's oldest event goes first
+    assert held.bytes <= held.limit and run.events[0].seq == 2
+    later = time.monotonic() + LINGER
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    held.make_room()
+    assert held.readable("a") is None and held.bytes == sum(cost(event) for event in other.events)
 
 
 def test_the_budget_counts_the_bytes_really_held() -> None:

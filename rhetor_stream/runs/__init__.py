@@ -15,7 +15,8 @@ def open_store(settings: Settings) -> EventStore:
     from rhetor_stream.runs.redis_store import RedisEventStore
     return RedisEventStore(settings.event_store, retention=settings.run_retention,
                            max_events=settings.run_max_events, lease=settings.run_owner_lease,
-                           buffer_bytes=settings.event_store_buffer_bytes)
+                           buffer_bytes=settings.event_store_buffer_bytes,
+                           connections=settings.event_store_connections)
 
 
 __all__ = ["EventStore", "MemoryEventStore", "RunManager", "id_prefix", "open_store"]

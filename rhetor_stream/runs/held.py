@@ -7,7 +7,13 @@ is back. Why a tail of written events too: a Redis that restarts without persist
 empty, and the runs still executing here would go on with a log that starts in the middle; what this
 process still holds is written again, so a live subscriber goes on without a gap, and one that
 resumes from before the tail is told its events are no longer kept (`events_expired`), as for any
-bound. The tail also serves this process's own subscribers while the store is away.
+bound. The tail also serves this process's own subscribers: the written events at any time (a
+follower of a run executing here reads no Redis at all while the events it needs are held, and only
+events Redis has, so what it sees is what any process would replay), the unwritten ones too while
+the store is away.
+
+The events of a run whose end is written linger a few seconds (`LINGER`), as written events
+within the same budget, for its followers here still reading.
 
 Why one budget for both: written events can be forgotten at any time and make room first, oldest
 first across runs; unwritten ones never are. When only unwritten events are left over the budget,
@@ -21,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import time
 
 import attrs
 
@@ -29,6 +36,10 @@ from rhetor_stream.runs.store import RunRecord, StoredEvent
 # StoredEvent, its bytes header, the sequence number and the two deque slots (measured: ~200 bytes).
 EVENT_OVERHEAD = 200
 _READ_LIMIT = 1000  # events one read returns, as one XREAD does
+# Seconds the events of a run whose end is written stay held: a short run is often written whole,
+# end included, before its client has read it, and would otherwise be read back from Redis at once.
+# A client slower than this reads the rest from Redis.
+LINGER = 5.0
 
 
 def cost(event: StoredEvent) -> int:
@@ -51,19 +62,32 @@ class RunEvents:
     changed: asyncio.Future[None] | None = None
 
     def unwritten(self) -> list[StoredEvent]:
-        return list(itertools.islice(self.events, len(self.events) - (self.last - self.written), None))
+        return self._between(self.written, self.last)
 
     def covers(self, after: int) -> bool:
         """True when every event after `after` is held (a subscriber there can be served from here)."""
         first = self.events[0].seq if self.events else self.last + 1
         return first <= after + 1 <= self.last + 1
 
-    def after(self, after: int) -> list[StoredEvent]:
-        start = after + 1 - self.events[0].seq if self.events else 0
-        return list(itertools.islice(self.events, start, start + _READ_LIMIT))
+    def after(self, after: int, upto: int) -> list[StoredEvent]:
+        """The held events after `after` up to `upto` (at most as many as one XREAD returns)."""
+        return self._between(after, min(upto, after + _READ_LIMIT))
+
+    def _between(self, after: int, upto: int) -> list[StoredEvent]:
+        """Events `after`+1 to `upto`, walking the deque from its nearer end: followers read near its
+        top, and a run may hold thousands of written events below them."""
+        count = upto - after
+        if count <= 0 or not self.events:
+            return []
+        start = max(after + 1 - self.events[0].seq, 0)
+        from_top = len(self.events) - start - count
+        if from_top < start:
+            return list(itertools.islice(reversed(self.events), from_top, from_top + count))[::-1]
+        return list(itertools.islice(self.events, start, start + count))
 
     async def wait(self, timeout: float) -> None:
-        """Until an event is added, the run is forgotten or `wake` is called; at most `timeout` s."""
+        """Until `wake` is called (the store does when followers may have more to read: events
+        written, or held while the store is away; the run forgotten), at most `timeout` s."""
         if self.changed is None or self.changed.done():
             self.changed = asyncio.get_running_loop().create_future()
         try:
@@ -83,6 +107,8 @@ class HeldEvents:
         self.limit = limit
         self.bytes = 0
         self._runs: dict[str, RunEvents] = {}
+        self._ended: dict[str, RunEvents] = {}  # runs whose end is written, still readable
+        self._ending: collections.deque[tuple[float, RunEvents]] = collections.deque()  # (until, run)
         # Every held event as (run, seq) in the order added: forgetting goes oldest first across
         # runs. Entries of forgotten events are skipped when reached and swept out when they pile up.
         self._order: collections.deque[tuple[RunEvents, int]] = collections.deque()
@@ -101,6 +127,10 @@ class HeldEvents:
     def get(self, run_id: str) -> RunEvents | None:
         return self._runs.get(run_id)
 
+    def readable(self, run_id: str) -> RunEvents | None:
+        """The run, executing or lingering after its end: what its followers here read from."""
+        return self._runs.get(run_id) or self._ended.get(run_id)
+
     def add(self, run: RunEvents, event: StoredEvent) -> bool:
         """Hold `event`; False when the budget is spent on unwritten events."""
         run.events.append(event)
@@ -108,7 +138,6 @@ class HeldEvents:
         self._order.append((run, event.seq))
         self._count += 1
         self.bytes += cost(event)
-        run.wake()
         return self.make_room()
 
     def make_room(self) -> bool:
@@ -116,24 +145,43 @@ class HeldEvents:
         order = self._order
         while self.bytes > self.limit and order:
             run, seq = order[0]
-            if run.closed or not run.events or run.events[0].seq != seq:
+            if not run.events or run.events[0].seq != seq:
                 order.popleft()  # already forgotten
                 continue
             if seq > run.written:
                 return False
             order.popleft()
             self._forget(run.events.popleft())
+        self._expire()
         if len(order) > 2 * self._count + 1024:
             self._order = collections.deque(entry for entry in order if _held(entry))
         return self.bytes <= self.limit
 
-    def close(self, run: RunEvents) -> None:
-        """The run's end is written: nothing of it needs holding any more."""
+    def close(self, run: RunEvents, *, linger: bool = True) -> None:
+        """The run needs no more writing: its end is written (its events linger for its followers
+        here), or it was ended elsewhere (`linger=False`: what it holds is not what Redis has)."""
         run.closed = True
         self._runs.pop(run.run_id, None)
+        if linger and run.events:
+            self._ended[run.run_id] = run
+            self._ending.append((time.monotonic() + LINGER, run))
+        else:
+            self._drop(run)
+        run.wake()
+        self._expire()
+
+    def _expire(self) -> None:
+        """Drop lingering runs past their time, or whose events were all forgotten already."""
+        ending, now = self._ending, time.monotonic()
+        while ending and (ending[0][0] <= now or not ending[0][1].events):
+            run = ending.popleft()[1]
+            if self._ended.get(run.run_id) is run:
+                del self._ended[run.run_id]
+            self._drop(run)
+
+    def _drop(self, run: RunEvents) -> None:
         while run.events:
             self._forget(run.events.popleft())
-        run.wake()
 
     def _forget(self, event: StoredEvent) -> None:
         self.bytes -= cost(event)
@@ -142,4 +190,4 @@ class HeldEvents:
 
 def _held(entry: tuple[RunEvents, int]) -> bool:
     run, seq = entry
-    return not run.closed and bool(run.events) and run.events[0].seq <= seq
+    return bool(run.events) and run.events[0].seq <= seq

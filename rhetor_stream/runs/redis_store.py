@@ -15,7 +15,16 @@ back: in order, with no gap, and with no duplicate (the script skips what the lo
 batch whose reply was lost with the connection can be sent again). A Redis that comes back empty (a
 restart without persistence) gets the records and the held tail of every running run written again.
 Meanwhile this process's own subscribers are served from what it holds, and subscribers of other
-runs wait, retrying, with heartbeats flowing. Only a run whose events no longer fit in the buffer
+runs wait, retrying, with heartbeats flowing.
+
+Reads. A follower of a run executing in this process (the client of `POST /stream`, the common case)
+reads no Redis at all: the held tail serves it the events Redis confirmed, and falls back to Redis
+only when the events it needs were forgotten (it fell that far behind, or the run ended). Followers
+of runs executing elsewhere that have caught up share one blocking XREAD (`_Followers`), so a
+thousand of them hold one connection, not a thousand; a new one interrupts that XREAD through a
+wake-up stream of this process's own rather than waiting out its block. Everything else is short
+commands on a bounded pool (`--event-store-connections`) that waits for a free connection rather
+than failing with "Too many connections". Only a run whose events no longer fit in the buffer
 ends, with an `error` event of code `event_store_unavailable` and a `disconnect`.
 
 Each process holds a lease, a key `<prefix>:instance:<id>` it keeps renewing, and names itself as
@@ -35,12 +44,15 @@ import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
+import attrs
+
 from rhetor_stream.runs.held import HeldEvents, RunEvents
 from rhetor_stream.runs.store import (RUNNING, EventsExpired, EventStore, RunRecord, StoredEvent,
                                      StoreUnavailable, unheard)
 
 try:
     import redis.asyncio as redis
+    from redis.asyncio.connection import BlockingConnectionPool
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
@@ -60,6 +72,8 @@ _PENDING_LIMIT = 1024  # appended but unsent events per run before the producer 
 _RELISTEN_FIRST, _RELISTEN_LAST = 0.5, 5.0  # pauses before listening again after Redis went away
 _REWRITE_FIRST, _REWRITE_LAST = 0.05, 1.0  # pauses between tries to write held events
 _WRITE_TIMEOUT = 5.0  # a write Redis does not answer (a hung server) counts as Redis away
+_READ_COUNT = 1000  # entries one XREAD returns per stream
+_POOL_TIMEOUT = 20.0  # seconds a command waits for a free pooled connection before it fails
 
 # KEYS: the run's events, its hash. ARGV: the top the log must have, the events bound, the keys'
 # expiry (s), 'end' or 'run', then the hash fields' count and pairs, then seq, event, data triples.
@@ -141,13 +155,17 @@ class RedisEventStore(EventStore):
     kind = "redis"
 
     def __init__(self, url: str, *, retention: float, max_events: int, lease: float = 15.0,
-                 prefix: str = "rhetor", buffer_bytes: int = 32 * 1024 * 1024) -> None:
+                 prefix: str = "rhetor", buffer_bytes: int = 32 * 1024 * 1024,
+                 connections: int = 32) -> None:
         # redis-py's default socket timeout differs between versions (none, then 5 s); a URL's
         # `?socket_timeout=` still wins. A blocking read must end before it, or it fails as a timeout.
         # One retry at once covers a pooled connection that a Redis restart cut; beyond that this
         # store retries itself, holding events meanwhile (redis-py's own backoff would stall it).
-        self._redis: Any = redis.from_url(url, socket_timeout=_SOCKET_TIMEOUT, socket_connect_timeout=5,
-                                          retry=Retry(NoBackoff(), 1))
+        # The pool waits for a free connection: a burst of requests queues instead of failing.
+        pool = BlockingConnectionPool.from_url(url, max_connections=connections, timeout=_POOL_TIMEOUT,
+                                               socket_timeout=_SOCKET_TIMEOUT, socket_connect_timeout=5,
+                                               retry=Retry(NoBackoff(), 1))
+        self._redis: Any = redis.Redis.from_pool(pool)
         socket_timeout = self._redis.connection_pool.connection_kwargs.get("socket_timeout")
         self._longest_block = socket_timeout / 2 if socket_timeout else _SOCKET_TIMEOUT
         self._reap = self._redis.register_script(_REAP)
@@ -169,6 +187,7 @@ class RedisEventStore(EventStore):
         self._flushing: asyncio.Task[None] | None = None
         self._round: asyncio.Future[None] | None = None  # done when the current write round ends
         self._listener: asyncio.Task[None] | None = None
+        self._followers = _Followers(self._redis, f"{prefix}:wake:{self._instance}", self._longest_block)
 
     async def start(self, on_cancel: Callable[[str], object],
                     on_overflow: Callable[[str], object] = unheard) -> None:
@@ -188,6 +207,7 @@ class RedisEventStore(EventStore):
         return f"cannot reach the redis event store at {_safe(self._url)}: {exc or type(exc).__name__}"
 
     async def close(self) -> None:
+        self._followers.close()
         for task in (self._listener, self._renewing, self._flushing):
             if task is not None:
                 task.cancel()
@@ -210,7 +230,10 @@ class RedisEventStore(EventStore):
 
     def append(self, run_id: str, event: StoredEvent) -> None:
         run = self._held.get(run_id) or self._held.open(run_id)
-        if not self._held.add(run, event) and self._away is not None and not run.overflowed:
+        fits = self._held.add(run, event)
+        if self._away is not None:
+            run.wake()  # its followers here read the unwritten events too meanwhile
+        if not fits and self._away is not None and not run.overflowed:
             run.overflowed = True
             log.warning("run %s ends: %d bytes of events wait for the redis event store, more than "
                         "--event-store-buffer-bytes (%d) allows (%s)", run_id, self._held.bytes,
@@ -246,22 +269,24 @@ class RedisEventStore(EventStore):
                          float(finished) if finished else None, text.get("owner", ""))
 
     async def read(self, run_id: str, after: int, *, wait: float) -> list[StoredEvent]:
-        """From Redis; while it is away, from what this process holds of its own runs."""
-        run = self._held.get(run_id)
-        if self._away is None:
-            try:
-                return await self._read_log(run_id, after, wait)
-            except StoreUnavailable:
-                if run is None or not run.covers(after):
-                    raise
-        if run is None or not run.covers(after):
+        """From what this process holds of its own runs while that covers `after`: the events Redis
+        confirmed, or all of them while Redis is away. Otherwise from Redis."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        run = self._held.readable(run_id)
+        while run is not None and run.covers(after):
+            top = run.written if self._away is None else run.last
+            if top > after:
+                return run.after(after, top)
+            if run.closed:
+                break  # all read (or ended elsewhere): the rest, if any, is in Redis
+            left = deadline - loop.time()
+            if left <= 0:
+                return []
+            await run.wait(left)  # written, held while away, forgotten, or the time is up
+        if self._away is not None:
             raise StoreUnavailable(self._away)
-        events = run.after(after)
-        if not events and wait > 0:
-            await run.wait(wait)  # an event, the end of the outage, or the time is up
-            if self._away is not None and run.covers(after):
-                events = run.after(after)
-        return events
+        return await self._read_log(run_id, after, max(deadline - loop.time(), 0.0) if wait > 0 else 0.0)
 
     def went_away(self, exc: BaseException) -> None:
         """Redis failed a command: hold events, serve subscribers from them, and probe until it is back."""
@@ -269,17 +294,18 @@ class RedisEventStore(EventStore):
             self._away = self.cannot_reach(exc)
             log.warning("%s; holding the events of %d run(s) until it is back (at most %d bytes)",
                         self._away, len(self._held), self._held.limit)
+            for run in self._held.runs():
+                run.wake()  # their followers here read the unwritten events meanwhile
         self._schedule_flush()
 
     @_reachable
     async def _read_log(self, run_id: str, after: int, wait: float) -> list[StoredEvent]:
-        block = {"block": max(1, round(min(wait, self._longest_block) * 1000))} if wait > 0 else {}
-        reply = await self._redis.xread({self._events_key(run_id): f"0-{after}"}, count=1000, **block)
-        if not reply:
-            return []
-        entries = reply[0][1]
-        events = [StoredEvent(int(entry_id.split(b"-")[1]), fields[b"e"].decode(), fields[b"d"])
-                  for entry_id, fields in entries]
+        """What the log has after `after` at once; if nothing and `wait`, wait with the others."""
+        key = self._events_key(run_id)
+        reply = await self._redis.xread({key: f"0-{after}"}, count=_READ_COUNT)
+        events = _events(reply[0][1]) if reply else []
+        if not events and wait > 0:
+            events = await self._followers.wait(key, after, wait)
         if events and events[0].seq > after + 1:
             raise EventsExpired(run_id, events[0].seq)
         return events
@@ -418,6 +444,7 @@ class RedisEventStore(EventStore):
                 else:
                     if events:
                         run.written = run.top = events[-1].seq
+                        run.wake()  # its followers here read what Redis now has
                     if ending is not None:
                         self._held.close(run)
                     if run.closed or (run.last == run.written and run.ending is None):
@@ -455,7 +482,7 @@ class RedisEventStore(EventStore):
         self._recheck = True  # its record too, even with nothing left to write
 
     def _ended_elsewhere(self, run: RunEvents) -> None:
-        self._held.close(run)
+        self._held.close(run, linger=False)
         self._dirty.pop(run.run_id, None)
         if self._executing.pop(run.run_id, None) is not None:
             log.warning("run %s was ended elsewhere as lost while redis was away; it stops here", run.run_id)
@@ -524,6 +551,97 @@ class RedisEventStore(EventStore):
 
     def _events_key(self, run_id: str) -> str:
         return f"{self._prefix}:run:{run_id}:events"
+
+
+def _events(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[StoredEvent]:
+    """Events from the entries of one stream in an XREAD reply."""
+    return [StoredEvent(int(entry_id.split(b"-")[1]), fields[b"e"].decode(), fields[b"d"])
+            for entry_id, fields in entries]
+
+
+@attrs.define(eq=False)
+class _Waiter:
+    after: int
+    found: asyncio.Future[list[StoredEvent]]
+
+
+class _Followers:
+    """This process's followers that caught up with a run's log in Redis (a run executing elsewhere,
+    mostly) and wait for more: one task waits for all of them with one blocking XREAD over their
+    streams, on one connection, and hands each the events after its place.
+
+    A follower that joins while that XREAD blocks interrupts it with an entry on a wake-up stream of
+    this process's own, which the XREAD always includes from the last entry it saw: an entry added
+    before the XREAD reaches Redis still ends it at once, so no follower waits out a block period.
+    """
+
+    def __init__(self, client: Any, wake_key: str, block: float) -> None:
+        self._redis = client
+        self._wake_key = wake_key
+        self._wake_seen = b"0-0"
+        self._block_ms = max(1, round(block * 1000))
+        self._waiting: dict[str, set[_Waiter]] = {}  # events key -> its followers
+        self._task: asyncio.Task[None] | None = None
+        self._interrupted = False  # a wake-up entry was added since the XREAD was built
+
+    async def wait(self, key: str, after: int, timeout: float) -> list[StoredEvent]:
+        """The events after `after` in `key`'s stream as soon as there are some; [] after `timeout`."""
+        waiter = _Waiter(after, asyncio.get_running_loop().create_future())
+        self._waiting.setdefault(key, set()).add(waiter)
+        try:
+            if self._task is None or self._task.done():
+                self._task = asyncio.create_task(self._serve(), name="rhetor_stream redis followers")
+            elif not self._interrupted:
+                self._interrupted = True
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.xadd(self._wake_key, {"w": b""}, maxlen=1, approximate=False)
+                    pipe.expire(self._wake_key, RUNNING_TTL)
+                    await pipe.execute()
+            return await asyncio.wait_for(asyncio.shield(waiter.found), timeout)
+        except asyncio.TimeoutError:
+            return []  # (events handed over at that very moment are read again from `after`)
+        finally:
+            self._leave(key, waiter)
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _serve(self) -> None:
+        while self._waiting:
+            self._interrupted = False
+            streams: dict[str, Any] = {key: f"0-{min(waiter.after for waiter in waiters)}"
+                                       for key, waiters in self._waiting.items()}
+            streams[self._wake_key] = self._wake_seen
+            try:
+                reply = await self._redis.xread(streams, count=_READ_COUNT, block=self._block_ms)
+            except RedisError as exc:  # every follower sees it (Redis away: they retry)
+                for waiters in self._waiting.values():
+                    for waiter in waiters:
+                        if not waiter.found.done():
+                            waiter.found.set_exception(exc)
+                self._waiting.clear()
+                return
+            for key, entries in reply or ():
+                name = key.decode()
+                if name == self._wake_key:
+                    self._wake_seen = entries[-1][0]
+                    continue
+                events = _events(entries)
+                for waiter in list(self._waiting.get(name, ())):
+                    mine = [event for event in events if event.seq > waiter.after]
+                    if mine and not waiter.found.done():
+                        waiter.found.set_result(mine)
+                        self._leave(name, waiter)
+
+    def _leave(self, key: str, waiter: _Waiter) -> None:
+        waiters = self._waiting.get(key)
+        if waiters is not None:
+            waiters.discard(waiter)
+            if not waiters:
+                del self._waiting[key]
+        if waiter.found.done() and not waiter.found.cancelled():
+            waiter.found.exception()  # retrieved: a follower that left need not hear of an error
 
 
 def _report_failure(flush: asyncio.Task[None]) -> None:
