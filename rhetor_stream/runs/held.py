@@ -129,6 +129,7 @@ class HeldEvents:
 
     def readable(self, run_id: str) -> RunEvents | None:
         """The run, executing or lingering after its end: what its followers here read from."""
+        self._expire()
         return self._runs.get(run_id) or self._ended.get(run_id)
 
     def add(self, run: RunEvents, event: StoredEvent) -> bool:

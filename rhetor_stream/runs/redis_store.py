@@ -76,7 +76,8 @@ _READ_COUNT = 1000  # entries one XREAD returns per stream
 _POOL_TIMEOUT = 20.0  # seconds a command waits for a free pooled connection before it fails
 
 # KEYS: the run's events, its hash. ARGV: the top the log must have, the events bound, the keys'
-# expiry (s), 'end' or 'run', then the hash fields' count and pairs, then seq, event, data triples.
+# expiry (s), 'end' or 'run', then the hash fields' count and pairs, then the first event's seq and
+# event, data pairs (a batch is consecutive: one number, not one per event, to encode and send).
 # Appends only what is above the log's top, so a batch sent twice adds nothing twice. A log whose top
 # is below the expected one lost what this process wrote (Redis restarted empty): nothing is written
 # and the top is returned, for the caller to write again what it still holds. 'end' writes the final
@@ -90,10 +91,12 @@ local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #last > 0 then top = tonumber(string.match(last[1][1], '-(%d+)$')) end
 if top < tonumber(ARGV[1]) then return top end
 local fields = tonumber(ARGV[5]) * 2
-for i = 6 + fields, #ARGV, 3 do
-  if tonumber(ARGV[i]) > top then
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '0-' .. ARGV[i], 'e', ARGV[i + 1], 'd', ARGV[i + 2])
+local seq = tonumber(ARGV[6 + fields])
+for i = 7 + fields, #ARGV, 2 do
+  if seq > top then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '0-' .. seq, 'e', ARGV[i], 'd', ARGV[i + 1])
   end
+  seq = seq + 1
 end
 if fields > 0 and (ARGV[4] == 'end' or redis.call('EXISTS', KEYS[2]) == 0) then
   redis.call('HSET', KEYS[2], unpack(ARGV, 6, 5 + fields))
@@ -467,8 +470,9 @@ class RedisEventStore(EventStore):
         args: list[Any] = [run.top, self._max_events, ttl, mode, len(fields)]
         for pair in fields.items():
             args.extend(pair)
+        args.append(events[0].seq if events else 0)
         for event in events:
-            args.extend((event.seq, event.event, event.data))
+            args.extend((event.event, event.data))
         return args
 
     def _write_again(self, run: RunEvents, top: int) -> None:
