@@ -15,17 +15,17 @@ back: in order, with no gap, and with no duplicate (the script skips what the lo
 batch whose reply was lost with the connection can be sent again). A Redis that comes back empty (a
 restart without persistence) gets the records and the held tail of every running run written again.
 Meanwhile this process's own subscribers are served from what it holds, and subscribers of other
-runs wait, retrying, with heartbeats flowing.
+runs wait, retrying, with heartbeats flowing. Only a run whose events no longer fit in the buffer
+ends, with an `error` event of code `event_store_unavailable` and a `disconnect`.
 
 Reads. A follower of a run executing in this process (the client of `POST /stream`, the common case)
 reads no Redis at all: the held tail serves it the events Redis confirmed, and falls back to Redis
-only when the events it needs were forgotten (it fell that far behind, or the run ended). Followers
-of runs executing elsewhere that have caught up share one blocking XREAD (`_Followers`), so a
-thousand of them hold one connection, not a thousand; a new one interrupts that XREAD through a
-wake-up stream of this process's own rather than waiting out its block. Everything else is short
+only when the events it needs were forgotten (it fell that far behind, or the run ended seconds
+ago). Followers of runs executing elsewhere that have caught up share one blocking XREAD
+(`_Followers`), so a thousand of them hold one connection, not a thousand; a new one interrupts that
+XREAD through a wake-up stream of this process's own rather than waiting out its block. Everything else is short
 commands on a bounded pool (`--event-store-connections`) that waits for a free connection rather
-than failing with "Too many connections". Only a run whose events no longer fit in the buffer
-ends, with an `error` event of code `event_store_unavailable` and a `disconnect`.
+than failing with "Too many connections".
 
 Each process holds a lease, a key `<prefix>:instance:<id>` it keeps renewing, and names itself as
 the owner of the runs it starts. A process that dies (kill -9, a lost machine) stops renewing; any
