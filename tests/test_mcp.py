@@ -358,8 +358,8 @@ async def test_mcp_needs_the_api_key_and_a_trusted_origin(make_client: MakeClien
     assert response.status == 200 and response.headers["Mcp-Session-Id"]
 
 
-async def test_only_tool_calls_count_against_a_key_s_run_limit(make_client: MakeClient) -> None:
-    client = await make_client(key_max_concurrent_runs=1)
+async def _a_running_wait_call(client: TestClient) -> tuple[Mcp, asyncio.Future[list[ServerSentEvent]]]:
+    """A session on `client` and a `Wait(30)` call of it that has started."""
     state = client.server.app[STATE]
     mcp = Mcp(client)
     await mcp.initialize()
@@ -369,6 +369,12 @@ async def test_only_tool_calls_count_against_a_key_s_run_limit(make_client: Make
         return state.activity.active_tools == 1
 
     await eventually(running, what="the call started")
+    return mcp, call
+
+
+async def test_only_tool_calls_count_against_a_key_s_run_limit(make_client: MakeClient) -> None:
+    mcp, call = await _a_running_wait_call(await make_client(key_max_concurrent_runs=1))
+    client = mcp.client
     refused = (await mcp.call("tools/call", {"name": "Echo", "arguments": {"text": "x"}}))["result"]
     assert refused["isError"] is True and refused["structuredContent"]["code"] == "rate_limited"
     assert (await mcp.call("ping"))["result"] == {}
@@ -392,16 +398,8 @@ async def test_a_request_id_is_used_once_per_session(client: TestClient, mcp: Mc
 
 
 async def test_mcp_streams_count_against_the_stream_limit(make_client: MakeClient) -> None:
-    client = await make_client(max_streams=1)
-    state = client.server.app[STATE]
-    mcp = Mcp(client)
-    await mcp.initialize()
-    call = asyncio.ensure_future(mcp.stream("Wait", {"seconds": 30}))
-
-    async def running() -> bool:
-        return state.activity.active_tools == 1
-
-    await eventually(running, what="the call started")
+    mcp, call = await _a_running_wait_call(await make_client(max_streams=1))
+    client = mcp.client
     response = await client.post("/mcp", json=request(50, "ping"), headers=mcp.headers())
     assert response.status == 503 and response.headers["Retry-After"]
     assert (await client.delete("/mcp", headers=mcp.headers())).status == 204  # DELETE is not a stream
