@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from rhetor_stream.providers import HTTPSettings
+from rhetor_stream.providers.base import ChatRequest, Provider, UpstreamError
 
 TRANSCRIPTS = Path(__file__).parent / "transcripts"
 
@@ -109,3 +110,11 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 FAST_HTTP = HTTPSettings(connect_timeout=1.0, read_timeout=0.5, retries=2, backoff=0.01)
+
+
+async def upstream_error(provider: Provider, request: ChatRequest) -> UpstreamError:
+    """The error `provider` raises while streaming `request` (the test fails if it raises none)."""
+    with pytest.raises(UpstreamError) as caught:
+        async for _ in provider.stream(request):
+            pass
+    return caught.value

@@ -12,16 +12,13 @@ import pytest
 
 from rhetor_stream.providers import AnthropicProvider, ChatMessage, ChatRequest, OpenAIProvider, UpstreamError
 from rhetor_stream.providers.base import HTTPProvider
-from tests.fake_upstream import FAST_HTTP, Upstream
+from tests.fake_upstream import FAST_HTTP, Upstream, upstream_error
 
 REQUEST = ChatRequest((ChatMessage("user", "a very long prompt"),), model="tiny")
 
 
 async def ask(provider: HTTPProvider) -> UpstreamError:
-    with pytest.raises(UpstreamError) as caught:
-        async for _ in provider.stream(REQUEST):
-            pass
-    return caught.value
+    return await upstream_error(provider, REQUEST)
 
 
 async def test_an_empty_200_says_what_probably_happened(upstream: Upstream, session: aiohttp.ClientSession) -> None:

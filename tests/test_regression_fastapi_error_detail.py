@@ -10,15 +10,12 @@ import orjson
 import pytest
 
 from rhetor_stream.providers import ChatMessage, ChatRequest, OpenAIProvider, UpstreamError
-from tests.fake_upstream import FAST_HTTP, Upstream
+from tests.fake_upstream import FAST_HTTP, Upstream, upstream_error
 
 
 async def ask(upstream: Upstream, session: aiohttp.ClientSession) -> UpstreamError:
     provider = OpenAIProvider(session, base_url=upstream.url, http=FAST_HTTP)
-    with pytest.raises(UpstreamError) as caught:
-        async for _ in provider.stream(ChatRequest((ChatMessage("user", "Hi"),), model="tiny")):
-            pass
-    return caught.value
+    return await upstream_error(provider, ChatRequest((ChatMessage("user", "Hi"),), model="tiny"))
 
 
 async def test_llama_cpp_detail_is_kept(upstream: Upstream, session: aiohttp.ClientSession) -> None:

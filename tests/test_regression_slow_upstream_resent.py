@@ -9,22 +9,18 @@ left may be retried; the message says what happened.
 from __future__ import annotations
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 from rhetor_stream.providers import ChatMessage, ChatRequest, HTTPSettings, OpenAIProvider, UpstreamError
 from tests.conftest import eventually, free_port
-from tests.fake_upstream import Upstream
+from tests.fake_upstream import Upstream, upstream_error
 
 REQUEST = ChatRequest((ChatMessage("user", "Hi"),), model="m1")
 HTTP = HTTPSettings(connect_timeout=1.0, read_timeout=0.3, retries=2, backoff=0.01)
 
 
 async def ask(provider: OpenAIProvider) -> UpstreamError:
-    with pytest.raises(UpstreamError) as caught:
-        async for _ in provider.stream(REQUEST):
-            pass
-    return caught.value
+    return await upstream_error(provider, REQUEST)
 
 
 async def test_a_slow_answer_is_waited_for_once(upstream: Upstream, session: aiohttp.ClientSession) -> None:

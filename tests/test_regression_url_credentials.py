@@ -13,10 +13,10 @@ import base64
 import aiohttp
 import pytest
 
-from rhetor_stream.providers import ChatMessage, ChatRequest, OllamaProvider, OpenAIProvider, UpstreamError
+from rhetor_stream.providers import ChatMessage, ChatRequest, OllamaProvider, OpenAIProvider
 from rhetor_stream.settings import Settings, SettingsError
 from tests.conftest import free_port
-from tests.fake_upstream import FAST_HTTP, Upstream
+from tests.fake_upstream import FAST_HTTP, Upstream, upstream_error
 
 REQUEST = ChatRequest((ChatMessage("user", "Hi"),), model="m1")
 
@@ -33,11 +33,9 @@ async def test_url_credentials_are_basic_auth(upstream: Upstream, session: aioht
 
 async def test_messages_show_the_url_without_credentials(session: aiohttp.ClientSession) -> None:
     provider = OpenAIProvider(session, base_url=f"http://user:s3cret-pw@127.0.0.1:{free_port()}/v1", http=FAST_HTTP)
-    with pytest.raises(UpstreamError) as caught:
-        async for _ in provider.stream(REQUEST):
-            pass
-    assert caught.value.code == "upstream_unavailable" and "cannot reach openai at http://127.0.0.1:" in caught.value.message
-    assert "s3cret" not in caught.value.message and "user" not in caught.value.message
+    error = await upstream_error(provider, REQUEST)
+    assert error.code == "upstream_unavailable" and "cannot reach openai at http://127.0.0.1:" in error.message
+    assert "s3cret" not in error.message and "user" not in error.message
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
