@@ -87,9 +87,7 @@ class EventChannel:
 
     async def send(self, event: str, data: Payload) -> None:
         """Queue an event; waits while the client is behind (that is the backpressure)."""
-        # `not self._has_room()`, written out: this is every stream's hot path.
-        while self._frames and (len(self._frames) >= self._maxsize or self._queued_bytes >= self._max_bytes) \
-                and not self._finished:
+        while not self._has_room() and not self._finished:
             waiter = asyncio.get_running_loop().create_future()
             self._putters.append(waiter)  # a cancelled waiter is skipped when producers are woken
             await waiter
