@@ -24,7 +24,7 @@ import orjson
 
 from rhetor_stream.mcp import protocol
 from rhetor_stream.mcp.protocol import RequestId
-from rhetor_stream.stream.channel import EventChannel, Item, Payload
+from rhetor_stream.stream.channel import EventChannel, Payload
 
 
 @attrs.frozen
@@ -107,46 +107,27 @@ class McpChannel(EventChannel):
         super().__init__(maxsize, max_bytes=max_bytes, retry_ms=retry_ms, first_id=first_id, id_prefix=id_prefix)
         self.call = call
 
-    async def send(self, event: str, data: Payload) -> None:
-        # One producer (the run's forwarder) and no timer that takes an id: the next id is this event's.
-        await super().send("message", self.call.message(self.last_id + 1, event, data))
-
-    def finish(self, *events: Item, reason: str = "complete") -> None:
-        frames = [("message", self.call.message(self.last_id + 1 + index, event, data))
-                  for index, (event, data) in enumerate(events)]
-        super().finish(*frames, reason=reason)
+    def _frame(self, event: str, data: Payload, number: int) -> bytes:
+        return super()._frame("message", self.call.message(number, event, data), number)
 
 
 class McpRelay(EventChannel):
     """The same translation without a stream: each message goes to `deliver` as it comes (a stdio
     client), and the response is kept (a client that takes one JSON answer). Nothing is queued."""
 
-    __slots__ = ("call", "response", "_deliver", "_seq")
+    __slots__ = ("call", "response", "_deliver")
 
     def __init__(self, call: CallStream, deliver: Callable[[bytes], None] | None = None) -> None:
         super().__init__(1, max_bytes=1)
         self.call = call
         self.response: bytes | None = None
         self._deliver = deliver
-        self._seq = 0
 
-    async def send(self, event: str, data: Payload) -> None:
-        self._see(event, data)
-
-    def offer(self, event: str, data: Payload) -> bool:
-        self._see(event, data)
-        return True
-
-    def finish(self, *events: Item, reason: str = "complete") -> None:
-        for event, data in events:
-            self._see(event, data)
-        super().finish(reason=reason)
-
-    def _see(self, event: str, data: Payload) -> None:
-        self._seq += 1
+    def _queue(self, event: str, data: Payload, number: int) -> None:
+        self.last_id = number
         if self.response is not None:
             return  # nothing follows a response
-        message = self.call.message(self._seq, event, data)
+        message = self.call.message(number, event, data)
         if event in ("complete", "error"):
             self.response = message
         if message and self._deliver is not None:

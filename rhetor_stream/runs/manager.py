@@ -224,7 +224,7 @@ class RunManager:
         """
         key = object()
         if recorder is not None:
-            recorder.hold_back(key, after)
+            recorder.read_up_to(key, after)
         pause = _RETRY_FIRST
         try:
             while True:
@@ -242,14 +242,17 @@ class RunManager:
                     pause = min(pause * 2, _RETRY_LAST)
                     continue
                 pause = _RETRY_FIRST
-                for event in events:
-                    await channel.send(event.event, event.data)
-                    after = event.seq
-                    if recorder is not None:
-                        recorder.hold_back(key, after)
-                    if event.event == "disconnect":
-                        channel.finish()
-                        return
+                if not events:
+                    continue
+                # The channel waits for room as the client reads; then the whole batch is read. A
+                # run's last event is its `disconnect`, so only the batch's last can be one.
+                await channel.relay(events)
+                after = events[-1].seq
+                if recorder is not None:
+                    recorder.read_up_to(key, after)
+                if events[-1].event == "disconnect":
+                    channel.finish()
+                    return
         finally:
             if recorder is not None:
                 recorder.release(key)

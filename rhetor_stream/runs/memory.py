@@ -64,22 +64,23 @@ class MemoryEventStore(EventStore):
         self._logs[record.run_id] = _Log(record, size=RUN_COST)
         self._total += RUN_COST
 
-    def append(self, run_id: str, event: StoredEvent) -> None:
+    def append(self, run_id: str, event: StoredEvent) -> bool:
         log = self._logs[run_id]
         log.events.append(event)
-        cost = _cost(event)
+        cost = len(event.data) + EVENT_COST
         log.size += cost
         self._total += cost
-        over_budget = self._over_budget()
-        if over_budget:
+        if self._max_total_bytes is not None and self._total > self._max_total_bytes:
             self._purge()
-        if over_budget or log.size - RUN_COST > self._max_bytes or len(log.events) - log.dropped > self._max_events:
+            self._trim(log)
+        elif len(log.events) - log.dropped > self._max_events or log.size - RUN_COST > self._max_bytes:
             self._trim(log)
         changed = log.changed
         if changed is not None:
             log.changed = None
             if not changed.done():
                 changed.set_result(None)
+        return False
 
     def _trim(self, log: _Log) -> None:
         """Drop the oldest events past the bounds; a subscriber that far behind is told so (EventsExpired)."""

@@ -231,7 +231,7 @@ class RedisEventStore(EventStore):
         self._executing[record.run_id] = record
         self._held.open(record.run_id)
 
-    def append(self, run_id: str, event: StoredEvent) -> None:
+    def append(self, run_id: str, event: StoredEvent) -> bool:
         run = self._held.get(run_id) or self._held.open(run_id)
         fits = self._held.add(run, event)
         if self._away is not None:
@@ -244,6 +244,7 @@ class RedisEventStore(EventStore):
             self._on_overflow(run_id)
         self._dirty[run_id] = run
         self._schedule_flush()
+        return run.last - run.written >= _PENDING_LIMIT or self._held.bytes > self._held.limit
 
     async def wait_written(self, run_id: str) -> None:
         # Backpressure while Redis keeps up; while it is away, the buffer's budget bounds the run.

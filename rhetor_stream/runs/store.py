@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import secrets
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import attrs
 
@@ -30,8 +31,9 @@ def final_status(end_reason: str) -> str:
     return end_reason if end_reason in ("complete", "error") else "cancelled"
 
 
-@attrs.frozen
-class StoredEvent:
+class StoredEvent(NamedTuple):
+    """One event of a run's log: a tuple, the cheapest object per event (a run may log a million)."""
+
     seq: int
     event: str
     data: bytes
@@ -90,11 +92,12 @@ class EventStore(abc.ABC):
     async def create(self, record: RunRecord) -> None: ...
 
     @abc.abstractmethod
-    def append(self, run_id: str, event: StoredEvent) -> None:
-        """Add an event without waiting; `wait_written` applies backpressure to fast producers."""
+    def append(self, run_id: str, event: StoredEvent) -> bool:
+        """Add an event without waiting. True asks the producer to `wait_written` before the next one:
+        the backpressure of a store that writes elsewhere (the memory store never asks)."""
 
     async def wait_written(self, run_id: str) -> None:
-        """Wait until appended events are durable enough to bound memory (a no-op in memory)."""
+        """Wait until appended events are durable enough to bound memory."""
 
     @abc.abstractmethod
     def end(self, run_id: str, status: str) -> None:

@@ -39,11 +39,20 @@ def encode_json_event(event: str, payload: object, *, id: str | int | None = Non
     `bytes` are JSON already encoded (by orjson, or read back from a run's log), used as they are:
     orjson cannot encode bytes, so the two meanings never meet.
     """
+    if type(id) is int:
+        return encode_numbered(b"id: ", id, event, payload, retry)
+    data = payload if type(payload) is bytes else orjson.dumps(payload)
+    return b"%b%b%bdata: %b\n\n" % (_id_line(id), _event_line(event), _retry_line(retry), data)
+
+
+def encode_numbered(head: bytes, number: int, event: str, payload: object, retry: int | None = None) -> bytes:
+    """`encode_json_event` for the events of a stream whose ids are `head` (see `sse.ids.id_head`) and
+    a number: the per-event path of every stream, so the id line is one formatting step."""
     data = payload if type(payload) is bytes else orjson.dumps(payload)
     event_line = _EVENT_LINES.get(event) or _event_line(event)
-    if retry is None and type(id) is int:
-        return b"id: %d\n%bdata: %b\n\n" % (id, event_line, data)
-    return b"%b%b%bdata: %b\n\n" % (_id_line(id), event_line, _retry_line(retry), data)
+    if retry is None:
+        return b"%b%d\n%bdata: %b\n\n" % (head, number, event_line, data)
+    return b"%b%d\n%b%bdata: %b\n\n" % (head, number, event_line, _retry_line(retry), data)
 
 
 def encode_comment(text: str = "") -> bytes:

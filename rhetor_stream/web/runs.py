@@ -21,7 +21,7 @@ from aiohttp import ClientConnectionResetError, web
 from rhetor_stream.runs import id_prefix
 from rhetor_stream.runs.manager import LocalRun, Resume
 from rhetor_stream.runs.store import FINAL_STATUSES, StoreUnavailable
-from rhetor_stream.sse.ids import InvalidEventId, shown, split_event_id
+from rhetor_stream.sse.ids import EventId, InvalidEventId, shown
 from rhetor_stream.stream.channel import EventChannel
 from rhetor_stream.stream.run import RUN_ID_SHAPE, failure, is_run_id
 from rhetor_stream.web import guard
@@ -78,7 +78,7 @@ async def run_events(request: web.Request) -> web.StreamResponse:
         if point in (Resume.UNKNOWN, Resume.COMPLETE):
             return web.Response(status=204)  # an EventSource stops reconnecting on 204
         if point is Resume.BEYOND:
-            raise ApiError(400, "invalid_event_id", f"event id {id_prefix(run_id)}-{after} is past the "
+            raise ApiError(400, "invalid_event_id", f"event id {EventId(id_prefix(run_id), after)} is past the "
                            f"end of run {run_id} (it has not sent that many events)", run_id=run_id)
     except StoreUnavailable as exc:  # wait for it in the stream (see the module docstring)
         log.warning("GET %s waits for the event store: %s", request.path, exc)
@@ -197,13 +197,13 @@ def _last_event_id(request: web.Request, run_id: str) -> int:
     if not raw:
         return 0
     try:
-        prefix, number = split_event_id(raw)
+        event_id = EventId.parse(raw)
     except InvalidEventId as exc:
         raise ApiError(400, "invalid_event_id", f"{exc}: not one this server sent", run_id=run_id) from None
-    if prefix != id_prefix(run_id):
+    if event_id.prefix != id_prefix(run_id):
         raise ApiError(400, "foreign_event_id", f"event id {shown(raw)} does not belong to run {run_id}",
                        run_id=run_id)
-    return number
+    return event_id.number
 
 
 def _run_id(request: web.Request) -> str:
