@@ -30,10 +30,6 @@ EVENT_COST = sys.getsizeof(StoredEvent(1 << 20, "", b"")) + sys.getsizeof(b"") +
 RUN_COST = 512
 
 
-def _cost(event: StoredEvent) -> int:
-    return len(event.data) + EVENT_COST
-
-
 @attrs.define
 class _Log:
     record: RunRecord
@@ -83,17 +79,25 @@ class MemoryEventStore(EventStore):
         return False
 
     def _trim(self, log: _Log) -> None:
-        """Drop the oldest events past the bounds; a subscriber that far behind is told so (EventsExpired)."""
-        while len(log.events) - log.dropped > 1 and (
-                len(log.events) - log.dropped > self._max_events or log.size - RUN_COST > self._max_bytes
-                or self._over_budget()):
-            size = _cost(log.events[log.dropped])
-            log.size -= size
-            self._total -= size
-            log.dropped += 1
-        if log.dropped > len(log.events) // 2:
-            del log.events[:log.dropped]
-            log.dropped = 0
+        """Drop the oldest events past the bounds; a subscriber that far behind is told so (EventsExpired).
+
+        Dropping only moves `dropped` (the list is cut when half of it is dropped): a run past its
+        bound drops an event for each it appends, so this runs per event.
+        """
+        events, first, size, total = log.events, log.dropped, log.size, self._total
+        max_events, max_size, budget = self._max_events, self._max_bytes + RUN_COST, self._max_total_bytes
+        last = len(events) - 1
+        while first < last and (len(events) - first > max_events or size > max_size
+                                or (budget is not None and total > budget)):
+            cost = len(events[first].data) + EVENT_COST
+            size -= cost
+            total -= cost
+            first += 1
+        log.size, self._total = size, total
+        if first > len(events) // 2:
+            del events[:first]
+            first = 0
+        log.dropped = first
 
     def end(self, run_id: str, status: str) -> None:
         log = self._logs.get(run_id)
