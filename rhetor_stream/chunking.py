@@ -231,6 +231,9 @@ class _Sentences(_Scanner):
         self._term = self._found = None
 
 
+_COMPACT_AT = 4096
+
+
 class Chunker:
     """Feed deltas, receive complete chunks; `flush` at the end returns the remainder."""
 
@@ -243,7 +246,11 @@ class Chunker:
         if max_chars < 1:
             raise ValueError("max_chars must be at least 1")
         self.max_chars = max_chars
-        self._buffer = ""  # the text not handed out yet: never more than max_chars between feeds
+        # The text not handed out yet is `_buffer[_start:]`, never more than max_chars between feeds.
+        # Handed-out text is cut off the front only now and then (`_COMPACT_AT`): cutting moves every
+        # scanner's positions, which for one-word deltas would cost as much as the scanning itself.
+        self._buffer = ""
+        self._start = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -252,6 +259,8 @@ class Chunker:
         self._sentences = _Sentences() if self.mode is ChunkMode.SENTENCE else None
         self._scanners: list[_Scanner] = [scanner for scanner in (self._paragraphs, self._words, self._sentences)
                                           if scanner is not None]
+        # Called for every delta: in word mode, straight to the one scanner.
+        self._next_boundary = self._words.find if self._words is not None else self._first_boundary
 
     def feed(self, delta: str) -> list[str]:
         if not delta:
@@ -259,40 +268,44 @@ class Chunker:
         if self.mode is ChunkMode.NONE:
             return [delta]
         # With the only reference in a local, CPython can append in place rather than copy the
-        # pending text (up to max_chars) for every delta.
+        # pending text for every delta.
         buffer, self._buffer = self._buffer, ""
         buffer += delta
         self._buffer = buffer
         chunks: list[str] = []
-        start = 0
+        start = self._start
+        max_chars = self.max_chars
+        length = len(buffer)
         while True:
-            cut = self._next_boundary(buffer, min(len(buffer), start + self.max_chars + 1))
+            cut = self._next_boundary(buffer, min(length, start + max_chars + 1))
             if cut is None:
                 # Only once the text reaches past max_chars is it certain that no natural boundary
                 # within reach is still waiting for its deciding character.
-                if len(buffer) - start <= self.max_chars:
+                if length - start <= max_chars:
                     break
                 cut = self._valve_cut(buffer, start)
             chunks.append(buffer[start:cut])
             start = cut
             for scanner in self._scanners:
                 scanner.restart(buffer, cut)
-        if start:
+        if start >= _COMPACT_AT:
             self._buffer = buffer[start:]
             for scanner in self._scanners:
                 scanner.shift(start)
+            start = 0
+        self._start = start
         return chunks
 
     def flush(self) -> list[str]:
-        rest = self._buffer
+        rest = self._buffer[self._start:]
         self._buffer = ""
+        self._start = 0
         self._reset()
         return [rest] if rest else []
 
-    def _next_boundary(self, buffer: str, end: int) -> int | None:
-        """Index just after the first proven boundary of the current chunk in `buffer[:end]`, or None."""
-        if self._words is not None:
-            return self._words.find(buffer, end)
+    def _first_boundary(self, buffer: str, end: int) -> int | None:
+        """Index just after the first proven boundary of the current chunk in `buffer[:end]`, or None
+        (sentence and paragraph modes; word mode asks its scanner directly)."""
         assert self._paragraphs is not None
         paragraph = self._paragraphs.find(buffer, end)
         if self._sentences is None:

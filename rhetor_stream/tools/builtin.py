@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from rhetor_stream.chunking import Chunker, pieces
+from rhetor_stream.chunking import PIECE, Chunker, pieces
 from rhetor_stream.tools.registry import Bounds, StreamCallback, ToolContext, build_tool, mcp_tool, streaming_tool
 from rhetor_stream.wording import plural
 
@@ -74,7 +74,11 @@ async def stream_text(text: str, delay_ms: Annotated[int, Bounds(ge=0, le=10_000
 def _deltas(text: str) -> Iterator[str]:
     """The text as a model would stream it: word by word, and a very long word in pieces."""
     for match in _TOKENS.finditer(text):
-        yield from pieces(match.group())
+        token = match.group()
+        if len(token) <= PIECE:
+            yield token
+        else:
+            yield from pieces(token)
 
 
 async def _stream_test(count: int, size: int, interval_ms: int, *,
