@@ -31,7 +31,7 @@ from aiohttp import hdrs, web
 from rhetor_stream.mcp import protocol
 from rhetor_stream.mcp.protocol import Message, RequestId, RpcError
 from rhetor_stream.mcp.sessions import Session, Sessions
-from rhetor_stream.mcp.stream import CallStream, McpChannel, McpRelay, parse_event_id
+from rhetor_stream.mcp.stream import CallStream, McpFrames, McpRelay, parse_event_id
 from rhetor_stream.runs.manager import LocalRun, Resume
 from rhetor_stream.runs.store import RUNNING, StoreUnavailable
 from rhetor_stream.security.capability import Capabilities
@@ -39,7 +39,8 @@ from rhetor_stream.sse.encoding import encode_json_event
 from rhetor_stream.stream.run import StreamOptions
 from rhetor_stream.web import guard
 from rhetor_stream.web.errors import ApiError
-from rhetor_stream.web.runs import FollowSession, follow
+from rhetor_stream.stream.session import CallSession
+from rhetor_stream.web.runs import follow
 from rhetor_stream.web.sse import SSE_HEADERS
 from rhetor_stream.web.state import STATE
 
@@ -312,11 +313,8 @@ async def _call_tool(request: web.Request, session: Session, message: Message,
         return _reply(call, accepts)
     run_id = call.run.run_id
 
-    def channel(retry_ms: int) -> McpChannel:
-        return McpChannel(call.stream, settings.queue_size, max_bytes=settings.queue_bytes, retry_ms=retry_ms,
-                          first_id=1, id_prefix=call.stream.id_prefix(run_id))
-
-    return await follow(request, run_id, 0, local=call.run, hold_back=True, make_channel=channel)
+    return await follow(request, run_id, 0, local=call.run, hold_back=True,
+                        frames=lambda retry_ms: McpFrames(call.stream, run_id, retry_ms))
 
 
 async def _call_tool_for_json(request: web.Request, session: Session, message: Message) -> dict[str, Any]:
@@ -328,7 +326,7 @@ async def _call_tool_for_json(request: web.Request, session: Session, message: M
         return call
     relay = McpRelay(call.stream)
     forwarder = asyncio.create_task(state.runs.forward(call.run.run_id, 0, relay))
-    watched = FollowSession(request, relay, forwarder, call.run)
+    watched = CallSession(request, forwarder)
     state.supervisor.watch(watched)
     state.runs.subscribed(call.run)
     try:
@@ -372,14 +370,8 @@ async def get(request: web.Request) -> web.StreamResponse:
     if point is Resume.BEYOND:
         raise TransportError(400, protocol.INVALID_REQUEST, f"Last-Event-ID {raw[:80]!r} is past the end of "
                              "that stream")
-    settings = state.settings
-
-    def channel(retry_ms: int) -> McpChannel:
-        return McpChannel(stream, settings.queue_size, max_bytes=settings.queue_bytes, retry_ms=retry_ms,
-                          first_id=after + 1, id_prefix=stream.id_prefix(run_id))
-
     return await follow(request, run_id, after, local=state.runs.local(run_id), hold_back=False,
-                        headers=SSE_HEADERS, make_channel=channel)
+                        headers=SSE_HEADERS, frames=lambda retry_ms: McpFrames(stream, run_id, retry_ms))
 
 
 @_transport_errors

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -24,7 +24,10 @@ import orjson
 
 from rhetor_stream.mcp import protocol
 from rhetor_stream.mcp.protocol import RequestId
-from rhetor_stream.stream.channel import EventChannel, Payload
+from rhetor_stream.runs.store import StoredEvent
+from rhetor_stream.sse.encoding import encode_numbered
+from rhetor_stream.sse.ids import id_head
+from rhetor_stream.stream.channel import Payload
 
 
 @attrs.frozen
@@ -97,38 +100,41 @@ def _progress_text(event: str, fields: Mapping[str, Any]) -> str | None:
     return f"{percentage:g}% {message}".rstrip() if isinstance(percentage, (int, float)) else message
 
 
-class McpChannel(EventChannel):
+class McpFrames:
     """A run's events on their way to an MCP client: each becomes its message (or an id-only frame)."""
 
-    __slots__ = ("call",)
+    __slots__ = ("call", "_head", "_retry_ms")
 
-    def __init__(self, call: CallStream, maxsize: int, *, max_bytes: int, retry_ms: int, first_id: int,
-                 id_prefix: str) -> None:
-        super().__init__(maxsize, max_bytes=max_bytes, retry_ms=retry_ms, first_id=first_id, id_prefix=id_prefix)
+    def __init__(self, call: CallStream, run_id: str, retry_ms: int | None) -> None:
         self.call = call
+        self._head = id_head(call.id_prefix(run_id))
+        self._retry_ms = retry_ms
 
-    def _frame(self, event: str, data: Payload, number: int) -> bytes:
-        return super()._frame("message", self.call.message(number, event, data), number)
+    def __call__(self, number: int, event: str, data: bytes) -> bytes:
+        retry, self._retry_ms = self._retry_ms, None
+        return encode_numbered(self._head, number, "message", self.call.message(number, event, data), retry)
 
 
-class McpRelay(EventChannel):
+class McpRelay:
     """The same translation without a stream: each message goes to `deliver` as it comes (a stdio
     client), and the response is kept (a client that takes one JSON answer). Nothing is queued."""
 
     __slots__ = ("call", "response", "_deliver")
 
     def __init__(self, call: CallStream, deliver: Callable[[bytes], None] | None = None) -> None:
-        super().__init__(1, max_bytes=1)
         self.call = call
         self.response: bytes | None = None
         self._deliver = deliver
 
-    def _queue(self, event: str, data: Payload, number: int) -> None:
-        self.last_id = number
-        if self.response is not None:
-            return  # nothing follows a response
-        message = self.call.message(number, event, data)
-        if event in ("complete", "error"):
-            self.response = message
-        if message and self._deliver is not None:
-            self._deliver(message)
+    async def deliver(self, events: Sequence[StoredEvent]) -> None:
+        for number, event, data in events:
+            if self.response is not None:
+                return  # nothing follows a response
+            message = self.call.message(number, event, data)
+            if event in ("complete", "error"):
+                self.response = message
+            if message and self._deliver is not None:
+                self._deliver(message)
+
+    async def idle(self) -> None:
+        """Nothing to keep alive: a JSON answer or a pipe."""

@@ -8,15 +8,15 @@ import enum
 import logging
 import random
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import attrs
 
 from rhetor_stream.runs.recorder import RunRecorder
 from rhetor_stream.runs.store import (FINAL_STATUSES, RUNNING, STORE_UNAVAILABLE, EventsExpired, EventStore,
-                                     RunRecord, StoreUnavailable)
-from rhetor_stream.stream.channel import EventChannel, encode_payload
+                                     RunRecord, StoredEvent, StoreUnavailable)
+from rhetor_stream.stream.channel import Item, encode_payload
 from rhetor_stream.stream.run import Activity, StreamOptions, ToolRun, failure, new_run_id
 from rhetor_stream.tools.registry import Tool
 
@@ -67,16 +67,14 @@ class LocalRun:
 
 class RunManager:
     def __init__(self, store: EventStore, *, activity: Activity, app: Any, queue_size: int,
-                 queue_bytes: int, progress_interval: float, processing_tick: float) -> None:
+                 progress_interval: float, processing_tick: float) -> None:
         self.store = store
         self._activity = activity
         self._app = app
         self._queue_size = queue_size
-        self._queue_bytes = queue_bytes
         self._progress_interval = progress_interval
         self._processing_tick = processing_tick
         self._local: dict[str, LocalRun] = {}
-        self._finalizers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self.store.start(on_cancel=self.cancel_local, on_overflow=self._overflowed)
@@ -97,13 +95,15 @@ class RunManager:
         `run_id` (the MCP transport derives it from session and request id) and makes sure the id is
         unused; otherwise the run gets a fresh random id."""
         run_id = run_id or new_run_id()
-        written = asyncio.ensure_future(self.store.create(RunRecord(run_id, tool.name, RUNNING, time.time())))
+        record = RunRecord(run_id, tool.name, RUNNING, time.time())
         try:
-            await asyncio.shield(written)
+            await self.store.create(record)
         except asyncio.CancelledError:
-            # The client left while the record was being written (aiohttp cancels its handler). A
-            # record left saying "running" would be followed by nobody for a day: once it exists, the
-            # run starts cancelled, which ends its log with `error` and `disconnect` like any other.
+            # The client left while the record was being written (aiohttp cancels its handler), and
+            # the write may have reached the store. A record left saying "running" would be followed
+            # by nobody for a day: it is written again to be sure, and the run starts cancelled,
+            # which ends its log with `error` and `disconnect` like any other.
+            written = asyncio.ensure_future(self.store.create(record))
             written.add_done_callback(lambda task: self._start_cancelled(task, run_id, tool, arguments, options))
             raise
         return self._start(run_id, tool, arguments, options, grace)
@@ -123,14 +123,12 @@ class RunManager:
         if not self.store.shared:  # in a shared store, other processes' subscribers may be reading
             tool_run.listened = run.followed_here
         self._local[run_id] = run
-        tool_run.start()
-        finalizer = asyncio.create_task(self._finalize(run))
-        self._finalizers.add(finalizer)
-        finalizer.add_done_callback(self._finalizers.discard)
+        # After ToolRun's own callback, which ends the run's log if the task never got to run.
+        tool_run.start().add_done_callback(lambda task: self._finalize(run))
         return run
 
-    async def _finalize(self, run: LocalRun) -> None:
-        await run.tool_run.wait_closed()
+    def _finalize(self, run: LocalRun) -> None:
+        """The run has ended and its final events are logged: give back what it held."""
         if run.grace_timer is not None:
             run.grace_timer.cancel()
         self._local.pop(run.run_id, None)
@@ -205,22 +203,22 @@ class RunManager:
 
     async def shutdown(self, timeout: float) -> None:
         """Cancel the runs of this process; their logs end with `server_shutdown`."""
-        for run in list(self._local.values()):
+        runs = list(self._local.values())
+        for run in runs:
             run.tool_run.cancel("server_shutdown")
-        if self._finalizers:
-            await asyncio.wait(list(self._finalizers), timeout=timeout)
+        if runs:
+            await asyncio.wait([asyncio.ensure_future(run.tool_run.wait_closed()) for run in runs], timeout=timeout)
 
-    def channel_for(self, run_id: str, after: int, *, retry_ms: int) -> EventChannel:
-        return EventChannel(self._queue_size, max_bytes=self._queue_bytes, retry_ms=retry_ms,
-                            first_id=after + 1, id_prefix=id_prefix(run_id))
-
-    async def forward(self, run_id: str, after: int, channel: EventChannel, *,
+    async def forward(self, run_id: str, after: int, follower: LogFollower, *,
                       recorder: RunRecorder | None = None, poll: float = 5.0) -> None:
-        """Replay the log after `after`, then follow it live, into `channel`, until `disconnect`.
+        """Hand the log after `after` to `follower`, then follow it live, until the run's `disconnect`.
 
-        The store being away does not end the stream: the subscriber keeps its place and tries
-        again with growing pauses (heartbeats keep the connection alive meanwhile), and the run
-        goes on for it; only the run itself can end the stream (`disconnect`).
+        With `recorder` (the run's own, in this process) the follower holds the run back: the run may
+        get at most a window ahead of what the follower has taken. The store being away does not
+        end the following: the follower keeps its place and it tries again with growing pauses (the
+        follower's `idle` keeps its connection alive meanwhile), and the run goes on for it; only the
+        run itself ends it (`disconnect`), or its log being gone: expired, or past its bound for
+        this follower (then `events_expired` frames are handed over as if logged).
         """
         key = object()
         if recorder is not None:
@@ -231,28 +229,42 @@ class RunManager:
                 try:
                     events = await self.store.read(run_id, after, wait=poll)
                     if not events and run_id not in self._local and await self.record(run_id) is None:
-                        channel.finish()  # the run expired while we waited
-                        return
+                        return  # the run expired while we waited
                 except EventsExpired as exc:
-                    channel.finish(*failure(str(exc), "events_expired", "events_expired"))
+                    await follower.deliver(as_logged(after, failure(str(exc), "events_expired", "events_expired")))
                     return
                 except StoreUnavailable as exc:
                     log.debug("subscriber of run %s at #%d waits for the event store: %s", run_id, after, exc)
+                    await follower.idle()
                     await asyncio.sleep(pause * random.uniform(1.0, 1.25))
                     pause = min(pause * 2, _RETRY_LAST)
                     continue
                 pause = _RETRY_FIRST
                 if not events:
+                    await follower.idle()
                     continue
-                # The channel waits for room as the client reads; then the whole batch is read. A
-                # run's last event is its `disconnect`, so only the batch's last can be one.
-                await channel.relay(events)
+                await follower.deliver(events)
                 after = events[-1].seq
                 if recorder is not None:
                     recorder.read_up_to(key, after)
+                # A run's last event is its `disconnect`, so only a batch's last can be one.
                 if events[-1].event == "disconnect":
-                    channel.finish()
                     return
         finally:
             if recorder is not None:
                 recorder.release(key)
+
+
+class LogFollower(Protocol):
+    """Who `RunManager.forward` hands a run's events to: a client's stream, an MCP answer."""
+
+    async def deliver(self, events: Sequence[StoredEvent]) -> None:
+        """The next events of the log, in order; returning asks for more (that is the backpressure)."""
+
+    async def idle(self) -> None:
+        """Nothing new came for a while (or the store is away): a chance to keep a connection alive."""
+
+
+def as_logged(after: int, items: Sequence[Item]) -> list[StoredEvent]:
+    """Events that end a following without being in the log, numbered as if they were, after `after`."""
+    return [StoredEvent(after + index, event, encode_payload(data)) for index, (event, data) in enumerate(items, 1)]

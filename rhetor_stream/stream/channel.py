@@ -22,22 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 
 from rhetor_stream.sse.encoding import HEARTBEAT, encode_numbered
-from rhetor_stream.sse.ids import id_head
 
 log = logging.getLogger("rhetor_stream.stream")
 
 # A payload is a JSON object, or JSON already encoded (events replayed from a run's log).
 Payload = Mapping[str, Any] | bytes
 Item = tuple[str, Payload]
-# An event that already has its number: a run's stored event (`runs.store.StoredEvent` is one).
-Numbered = tuple[int, str, bytes]
 
 
 def encode_payload(data: Payload) -> bytes:
@@ -59,17 +56,15 @@ class EventSink(Protocol):
 class EventChannel:
     """Events of one stream: `send` waits while the queue is full, `pump` writes them out.
 
-    Events sent by a tool are numbered here, counting up from `first_id`; events relayed from a run's
-    log keep the number they have there, so an id names the same event on every stream of the run and
-    a client resumes from it. With `id_prefix` ids read `prefix-N`, which ties them to their run.
+    Its events are numbered here, 1, 2, 3...: a stream of its own (the test stream), which nobody
+    resumes. A run's clients read its log instead (`web.follow`), with the log's numbers as ids.
     """
 
     __slots__ = ("_maxsize", "_max_bytes", "_frames", "_queued_bytes", "_getter", "_putters", "_retry_ms",
-                 "_finished", "_id_head", "last_id", "events_written", "bytes_written", "write_started",
+                 "_finished", "last_id", "events_written", "bytes_written", "write_started",
                  "last_write")
 
-    def __init__(self, maxsize: int, *, max_bytes: int, retry_ms: int | None = None, first_id: int = 1,
-                 id_prefix: str | None = None) -> None:
+    def __init__(self, maxsize: int, *, max_bytes: int, retry_ms: int | None = None) -> None:
         self._maxsize = maxsize
         self._max_bytes = max_bytes
         self._frames: list[bytes] = []
@@ -78,8 +73,7 @@ class EventChannel:
         self._putters: list[asyncio.Future[None]] = []
         self._retry_ms = retry_ms  # sent with the first event only
         self._finished = False
-        self._id_head = id_head(id_prefix)
-        self.last_id = first_id - 1  # the id of the last event queued
+        self.last_id = 0  # the id of the last event queued
         self.events_written = 0
         self.bytes_written = 0
         self.write_started: float | None = None
@@ -92,30 +86,18 @@ class EventChannel:
     async def send(self, event: str, data: Payload) -> None:
         """Queue an event; waits while the client is behind (that is the backpressure)."""
         while not self._has_room() and not self._finished:
-            await self._room()
+            waiter = asyncio.get_running_loop().create_future()
+            self._putters.append(waiter)  # a cancelled waiter is skipped when producers are woken
+            await waiter
         if self._finished:
             return
-        self._queue(event, data, self.last_id + 1)
-
-    async def relay(self, events: Iterable[Numbered]) -> None:
-        """Queue events that carry their number (a run's log), in order, waiting for room as `send` does."""
-        for number, event, data in events:
-            while not self._has_room() and not self._finished:
-                await self._room()
-            if self._finished:
-                return
-            self._queue(event, data, number)
-
-    async def _room(self) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        self._putters.append(waiter)  # a cancelled waiter is skipped when producers are woken
-        await waiter
+        self._queue(event, data)
 
     def offer(self, event: str, data: Payload) -> bool:
         """Queue an event only if there is room now; for timers, which cannot wait."""
         if self._finished or not self._has_room():
             return False
-        self._queue(event, data, self.last_id + 1)
+        self._queue(event, data)
         return True
 
     def heartbeat(self) -> None:
@@ -134,7 +116,7 @@ class EventChannel:
         if self._finished:
             return
         for event, data in events:
-            self._queue(event, data, self.last_id + 1)
+            self._queue(event, data)
         self._finished = True
         self._wake_writer()
         self._wake_producers()
@@ -170,18 +152,14 @@ class EventChannel:
         frames = self._frames
         return not frames or (len(frames) < self._maxsize and self._queued_bytes < self._max_bytes)
 
-    def _queue(self, event: str, data: Payload, number: int) -> None:
-        self.last_id = number
-        frame = self._frame(event, data, number)
+    def _queue(self, event: str, data: Payload) -> None:
+        number = self.last_id = self.last_id + 1
+        retry, self._retry_ms = self._retry_ms, None
+        frame = encode_numbered(b"id: ", number, event, data, retry)
         self._frames.append(frame)
         self._queued_bytes += len(frame)
         if self._getter is not None:
             self._wake_writer()
-
-    def _frame(self, event: str, data: Payload, number: int) -> bytes:
-        """The bytes of event `number`; a subclass frames a run's events its own way (MCP)."""
-        retry, self._retry_ms = self._retry_ms, None
-        return encode_numbered(self._id_head, number, event, data, retry)
 
     def _batches(self, frames: list[bytes]) -> Iterator[bytes]:
         """`frames` joined into writes of at most `max_bytes` (a larger single frame goes alone)."""

@@ -16,12 +16,12 @@ class StreamSession:
     """A run streamed straight to one client: what the supervisor watches, drops and waits for."""
 
     # Slots and a bare future (not an Event, which carries a deque): memory per open stream counts.
-    __slots__ = ("request", "run", "channel", "_closed")
+    __slots__ = ("request", "run", "writes", "_closed")
 
     def __init__(self, request: web.BaseRequest, run: ToolRun, channel: EventChannel) -> None:
         self.request = request
         self.run = run
-        self.channel: EventChannel | None = channel
+        self.writes: EventChannel | None = channel
         self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def drop(self, reason: str) -> None:
@@ -38,7 +38,7 @@ class StreamSession:
         finally:  # even when a second cancellation cuts the wait short: shutdown waits on this
             if not self._closed.done():
                 self._closed.set_result(None)
-        channel = self.channel
+        channel = self.writes
         assert channel is not None
         log.debug("stream %s tool=%s events=%d bytes=%d duration=%.3fs ended=%s", self.run.run_id,
                   self.run.tool.name, channel.events_written, channel.bytes_written,
@@ -48,7 +48,7 @@ class StreamSession:
 class CallSession:
     """A plain JSON tool call (`/process`): no channel, but a vanished client still cancels it."""
 
-    channel: EventChannel | None = None
+    writes: EventChannel | None = None
 
     def __init__(self, request: web.BaseRequest, task: asyncio.Task[object]) -> None:
         self.request = request

@@ -15,16 +15,27 @@ from typing import Protocol
 
 from aiohttp import web
 
-from rhetor_stream.stream.channel import EventChannel
-
 log = logging.getLogger("rhetor_stream.supervisor")
+
+
+class Writes(Protocol):
+    """A stream's write clock: when its current write started (None: none is waiting) and when the
+    last one ended; `heartbeat` asks it to send a ping."""
+
+    write_started: float | None
+    last_write: float
+
+    def heartbeat(self) -> None: ...
 
 
 class Watched(Protocol):
     """What the supervisor needs from a stream (or a plain JSON call) it looks after."""
 
-    request: web.BaseRequest
-    channel: EventChannel | None
+    @property
+    def request(self) -> web.BaseRequest: ...
+
+    @property
+    def writes(self) -> Writes | None: ...
 
     def drop(self, reason: str) -> None: ...
 
@@ -97,13 +108,13 @@ class StreamSupervisor:
             if transport is None or transport.is_closing():
                 item.drop("client_disconnected")
                 continue
-            channel = item.channel
-            if channel is None:
+            writes = item.writes
+            if writes is None:
                 continue
-            started = channel.write_started
+            started = writes.write_started
             if started is not None and now - started > self._send_timeout:
                 log.info("dropping a client that read nothing for %.1fs", now - started)
                 item.drop("send_timeout")
                 transport.abort()
-            elif self._heartbeat and started is None and now - channel.last_write >= self._heartbeat:
-                channel.heartbeat()
+            elif self._heartbeat and started is None and now - writes.last_write >= self._heartbeat:
+                writes.heartbeat()

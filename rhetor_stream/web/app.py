@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
                                   heartbeat=settings.heartbeat)
     activity = Activity()
     manager = RunManager(open_store(settings), activity=activity, app=app, queue_size=settings.queue_size,
-                         queue_bytes=settings.queue_bytes, progress_interval=settings.progress_interval,
+                         progress_interval=settings.progress_interval,
                          processing_tick=settings.processing_tick)
     app[STATE] = AppState(settings=settings, tools=tools or registry, supervisor=supervisor,
                           static_dir=static_dir(), runs=manager, activity=activity)

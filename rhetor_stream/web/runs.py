@@ -19,20 +19,22 @@ from contextlib import suppress
 from aiohttp import ClientConnectionResetError, web
 
 from rhetor_stream.runs import id_prefix
-from rhetor_stream.runs.manager import LocalRun, Resume
+from rhetor_stream.runs.manager import LocalRun, Resume, as_logged
 from rhetor_stream.runs.store import FINAL_STATUSES, StoreUnavailable
 from rhetor_stream.sse.ids import EventId, InvalidEventId, shown
-from rhetor_stream.stream.channel import EventChannel
 from rhetor_stream.stream.run import RUN_ID_SHAPE, failure, is_run_id
 from rhetor_stream.web import guard
 from rhetor_stream.web.capacity import SLOT
 from rhetor_stream.web.errors import ApiError, json_response
+from rhetor_stream.web.follow import EventFrames, Frames, RunFollower
 from rhetor_stream.web.requests import read_tool_call
 from rhetor_stream.web.sse import SSE_HEADERS
 from rhetor_stream.web.state import STATE
 
 API = "/api/mcp/v2"
 log = logging.getLogger("rhetor_stream.runs")
+# Seconds a follower waits for new events before it checks that its run still exists.
+_POLL = 5.0
 
 
 def events_url(run_id: str) -> str:
@@ -109,46 +111,20 @@ async def cancel_run(request: web.Request) -> web.Response:
     return json_response({"run_id": run_id, "status": "cancelling"}, status=202)
 
 
-class FollowSession:
-    """A subscriber of a run's log, watched by the supervisor like any stream."""
-
-    def __init__(self, request: web.BaseRequest, channel: EventChannel, forwarder: asyncio.Task[None],
-                 local: LocalRun | None) -> None:
-        self.request = request
-        self.channel: EventChannel | None = channel
-        self._forwarder = forwarder
-        self._local = local
-
-    def drop(self, reason: str) -> None:
-        if reason == "server_shutdown" and self._local is not None:
-            return  # the run itself is cancelled; its final events reach this subscriber
-        # Ending without a final event makes an EventSource reconnect, e.g. to another process.
-        self._forwarder.cancel()
-        assert self.channel is not None
-        self.channel.finish()
-
-    async def wait_closed(self) -> None:
-        await asyncio.wait({self._forwarder})
-
-
-ChannelFactory = Callable[[int], EventChannel]
-
-
 async def follow(request: web.Request, run_id: str, after: int, *, local: LocalRun | None,
                  hold_back: bool, headers: Mapping[str, str] = SSE_HEADERS,
-                 make_channel: ChannelFactory | None = None) -> web.StreamResponse:
-    """Stream a run's log after event `after` to this client; `make_channel(retry_ms)` frames it
+                 frames: Callable[[int], Frames] | None = None) -> web.StreamResponse:
+    """Stream a run's log after event `after` to this client; `frames(retry_ms)` frames it
     differently (the MCP transport), by default as our events."""
     state = request.app[STATE]
-    retry_ms = round(state.settings.retry_ms * random.uniform(1.0, 1.25))
-    channel = make_channel(retry_ms) if make_channel is not None else \
-        state.runs.channel_for(run_id, after, retry_ms=retry_ms)
+    settings = state.settings
+    retry_ms = round(settings.retry_ms * random.uniform(1.0, 1.25))
     response = web.StreamResponse(headers=headers)
+    follower = RunFollower(request, response, frames(retry_ms) if frames is not None else
+                           EventFrames(id_prefix(run_id), retry_ms), max_bytes=settings.queue_bytes,
+                           local=local is not None)
     recorder = local.recorder if hold_back and local is not None else None
-    forwarder = asyncio.create_task(state.runs.forward(run_id, after, channel, recorder=recorder))
-    forwarder.add_done_callback(_finish_channel(channel))
-    session = FollowSession(request, channel, forwarder, local)
-    state.supervisor.watch(session)
+    state.supervisor.watch(follower)
     state.activity.active_streams += 1
     # Subscribed before the first write: a client that is gone before the headers go out (prepare
     # raises) unsubscribes in the `finally` like any other, so its run does not go on without it.
@@ -156,39 +132,33 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
     started = asyncio.get_running_loop().time()
     try:
         await response.prepare(request)
-        await channel.pump(response)
+        await state.runs.forward(run_id, after, follower, recorder=recorder,
+                                 poll=min(_POLL, settings.heartbeat or _POLL))
     except (ConnectionError, ClientConnectionResetError):
         pass
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if follower.dropped is None or task is None or task.uncancel():
+            raise  # aiohttp's (the client is gone), not the supervisor's
+    except Exception as exc:
+        # The client's stream must end with an `error` and a `disconnect`, never with a bare end that
+        # looks like a cut connection. (The store being away is not a failure: `forward` waits.)
+        log.error("reading the events of run %s failed", run_id, exc_info=exc)
+        with suppress(ConnectionError, ClientConnectionResetError):
+            await follower.deliver(as_logged(follower.last_id, failure(
+                f"reading the run's events failed: {type(exc).__name__} (see the server log)", "internal_error",
+                "error")))
     finally:
-        # Everything here happens before the only wait: aiohttp cancelling the handler while the
-        # forwarder winds down (a Redis read takes a moment to abort) must not skip the
-        # unsubscribe, or the run would go on for a client that is gone.
-        forwarder.cancel()
-        state.supervisor.forget(session)
+        state.supervisor.forget(follower)
         state.activity.active_streams -= 1
         state.runs.unsubscribed(local)
+        follower.ended()
         log.debug("subscriber of run %s from event %d: events=%d bytes=%d duration=%.3fs", run_id, after,
-                  channel.events_written, channel.bytes_written, asyncio.get_running_loop().time() - started)
-        await asyncio.wait({forwarder})
+                  follower.events_written, follower.bytes_written, asyncio.get_running_loop().time() - started)
     if response.prepared:
         with suppress(ConnectionError, ClientConnectionResetError):
             await response.write_eof()
     return response
-
-
-def _finish_channel(channel: EventChannel) -> Callable[[asyncio.Task[None]], None]:
-    """However the forwarder ends, the client's stream must end too: after a failure with an
-    `error` and a `disconnect`, never with a bare end that looks like a cut connection. (The store
-    being away is not a failure: the forwarder waits for it.)"""
-    def done(task: asyncio.Task[None]) -> None:
-        exc = None if task.cancelled() else task.exception()
-        if exc is None:
-            channel.finish()
-            return
-        log.error("reading a run's events failed", exc_info=exc)
-        channel.finish(*failure(f"reading the run's events failed: {type(exc).__name__} (see the "
-                                "server log)", "internal_error", "error"))
-    return done
 
 
 def _last_event_id(request: web.Request, run_id: str) -> int:
