@@ -91,19 +91,20 @@ def post_bytes(port: int, path: str, body: dict[str, Any], headers: str = "") ->
 
 def workload(path: str, port: int, *, count: int, size: int = 128, idle: bool = False) -> bytes:
     """The request of one stream: `test` (the test stream), `run` (StreamText in word chunks, one
-    event per word; `Wait` for an hour when `idle`) or `run-sentences` (one sentence a chunk, as
-    /mcp cuts it)."""
+    event per word; `Wait` for an hour when `idle`), `run-deltas` (StreamText with no chunking: one
+    event per delta as the tool sends it, the run path without the chunker's work) or `run-sentences`
+    (one sentence a chunk, as /mcp cuts it)."""
     if path == "test":
         return request_bytes(port, 2 if idle else count, size, 3_600_000 if idle else 0)
     if idle:
         return run_request(port, "Wait", {"seconds": 3600})
-    chunk_size = "word" if path == "run" else "sentence"
+    chunk_size = {"run": "word", "run-deltas": "none"}.get(path, "sentence")
     return run_request(port, "StreamText", {"text": _text(count, chunk_size), "delay_ms": 0}, chunk_size=chunk_size,
                        include_progress=False)
 
 
 def _text(count: int, chunk_size: str) -> str:
-    return ("word " if chunk_size == "word" else "Go. ") * count
+    return ("Go. " if chunk_size == "sentence" else "word ") * count
 
 
 async def open_stream(port: int, request: bytes, *, wait_for: bytes = END,
@@ -206,7 +207,7 @@ async def idle(port: int, streams: int, path: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("mode", choices=["throughput", "first-event", "idle", "mcp"])
-    parser.add_argument("--path", choices=["test", "run", "run-sentences"], default="test",
+    parser.add_argument("--path", choices=["test", "run", "run-deltas", "run-sentences"], default="test",
                         help="test: GET /stream/test (every server); run: POST /stream (rhetor_stream's runs)")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--streams", type=int, default=1)

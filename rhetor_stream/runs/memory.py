@@ -45,6 +45,9 @@ class MemoryEventStore(EventStore):
                  max_total_bytes: int | None = None) -> None:
         self._retention = retention
         self._max_events = max_events
+        # Past max_events a run keeps at most this many before it drops back to max_events: like
+        # Redis's `MAXLEN ~`, the bound is trimmed in blocks, not on every event of a long run.
+        self._max_events_slack = max_events + max_events // 16
         self._max_bytes = max_bytes
         self._max_total_bytes = max_total_bytes
         self._logs: dict[str, _Log] = {}
@@ -69,7 +72,7 @@ class MemoryEventStore(EventStore):
         if self._max_total_bytes is not None and self._total > self._max_total_bytes:
             self._purge()
             self._trim(log)
-        elif len(log.events) - log.dropped > self._max_events or log.size - RUN_COST > self._max_bytes:
+        elif len(log.events) - log.dropped > self._max_events_slack or log.size - RUN_COST > self._max_bytes:
             self._trim(log)
         changed = log.changed
         if changed is not None:
@@ -81,8 +84,7 @@ class MemoryEventStore(EventStore):
     def _trim(self, log: _Log) -> None:
         """Drop the oldest events past the bounds; a subscriber that far behind is told so (EventsExpired).
 
-        Dropping only moves `dropped` (the list is cut when half of it is dropped): a run past its
-        bound drops an event for each it appends, so this runs per event.
+        Dropping only moves `dropped`; the list is cut when half of it is dropped.
         """
         events, first, size, total = log.events, log.dropped, log.size, self._total
         max_events, max_size, budget = self._max_events, self._max_bytes + RUN_COST, self._max_total_bytes
