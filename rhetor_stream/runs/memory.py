@@ -36,8 +36,15 @@ class _Log:
     events: list[StoredEvent] = attrs.Factory(list)
     dropped: int = 0  # events[:dropped] are past the bound, kept only until the next compaction
     size: int = 0
-    changed: asyncio.Future[None] | None = None
+    # Followers waiting for the next event, each on a future of its own: a shared one would need a
+    # shield per wait (and wait_for a task), about a kilobyte per open stream of a quiet run.
+    readers: list[asyncio.Future[None]] = attrs.Factory(list)
     expires: float | None = None
+
+
+def _time_up(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class MemoryEventStore(EventStore):
@@ -74,11 +81,11 @@ class MemoryEventStore(EventStore):
             self._trim(log)
         elif len(log.events) - log.dropped > self._max_events_slack or log.size - RUN_COST > self._max_bytes:
             self._trim(log)
-        changed = log.changed
-        if changed is not None:
-            log.changed = None
-            if not changed.done():
-                changed.set_result(None)
+        if log.readers:
+            readers, log.readers = log.readers, []
+            for reader in readers:
+                if not reader.done():
+                    reader.set_result(None)
         return False
 
     def _trim(self, log: _Log) -> None:
@@ -120,12 +127,17 @@ class MemoryEventStore(EventStore):
         events = self._after(log, after)
         if events or wait <= 0:
             return events
-        if log.changed is None:
-            log.changed = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        readers = log.readers
+        if len(readers) > 8:  # readers that timed out are dropped here, or by the next event
+            readers[:] = [reader for reader in readers if not reader.done()]
+        readers.append(waiter)
+        timer = loop.call_later(wait, _time_up, waiter)
         try:
-            await asyncio.wait_for(asyncio.shield(log.changed), wait)
-        except asyncio.TimeoutError:
-            return []
+            await waiter
+        finally:
+            timer.cancel()
         return self._after(log, after)
 
     async def last_seq(self, run_id: str) -> int:
