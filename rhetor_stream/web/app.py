@@ -131,7 +131,7 @@ def runner_options(settings: Settings) -> dict[str, Any]:
 def _allow_origins(app: web.Application, origins: tuple[str, ...], routes: list[web.AbstractRoute]) -> None:
     # A wildcard origin cannot be combined with credentials; explicit origins may send cookies.
     cors = aiohttp_cors.setup(app, defaults={
-        origin: aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
+        origin: aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]  # aiohttp_cors has no type hints
             allow_credentials=origin != "*", expose_headers="*", allow_headers="*",
             allow_methods=["GET", "POST", "DELETE"])
         for origin in origins
