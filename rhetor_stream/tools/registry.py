@@ -251,15 +251,8 @@ class ToolRegistry:
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._tools
-
     def __iter__(self) -> Iterator[Tool]:
         return iter(sorted(self._tools.values(), key=lambda tool: tool.name))
-
-    def __len__(self) -> int:
-        return len(self._tools)
-
 
 def streaming_tool(function: F) -> F:
     """Mark a tool that sends its own events; it must accept `_stream_callback`."""
