@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from rhetor_stream.mcp import protocol
 from rhetor_stream.web.app import served_tools
-from tests.test_mcp import Mcp
+from tests.conftest import Mcp
 
 METHODS = ["initialize", "ping", "tools/list", "tools/call", "logging/setLevel", "notifications/cancelled",
            "notifications/initialized", "resources/list", "", "tools/call/x"]
