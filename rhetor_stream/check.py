@@ -71,7 +71,8 @@ def show(event: StreamEvent, *, width: int = 24) -> str:
         return f"  message  {data.get('speaker')} (round {data.get('round')}): {str(data.get('content', ''))[:50]!r}"
     if event.type == "error":
         return f"  error    {data.get('code')}: {data.get('error')}"
-    return f"  {event.type:<8} {', '.join(f'{k}={v}' for k, v in data.items() if k in ('tool_name', 'execution_time', 'reason'))}"
+    shown = ", ".join(f"{k}={v}" for k, v in data.items() if k in ("tool_name", "execution_time", "reason"))
+    return f"  {event.type:<8} {shown}"
 
 
 async def _collect(events: AsyncIterator[StreamEvent], quiet: bool) -> list[StreamEvent]:

@@ -195,9 +195,9 @@ def request(id: int, method: str, params: dict[str, Any] | None = None) -> dict[
 
 @pytest.fixture
 async def mcp(client: TestClient) -> Mcp:
-    session = Mcp(client)
-    await session.initialize()
-    return session
+    opened = Mcp(client)
+    await opened.initialize()
+    return opened
 
 
 # --- real processes ----------------------------------------------------------------------------------

@@ -163,7 +163,8 @@ def valid_arguments(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]
 
 def odd_arguments(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
     """Each argument fitting or of another type (or missing, or unknown); or not an object at all."""
-    fields = {name: st.one_of(schema_values(spec), json_values()) for name, spec in schema.get("properties", {}).items()}
+    fields = {name: st.one_of(schema_values(spec), json_values())
+              for name, spec in schema.get("properties", {}).items()}
     return st.one_of(st.fixed_dictionaries({}, optional={**fields, "unknown_argument": json_values()}),
                      json_values(4))
 

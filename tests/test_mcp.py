@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from rhetor_stream.sse.parser import ServerSentEvent
 from rhetor_stream.web.state import STATE
-from tests.conftest import BOTH, MakeClient, Mcp, eventually, first_events, read_events, request
+from tests.conftest import BOTH, MakeClient, Mcp, eventually, read_events, request
 
 TEXT = " ".join(f"Sentence number {n} is here." for n in range(1, 11))
 

@@ -6,7 +6,8 @@ from typing import Annotated, Literal, Optional
 
 import pytest
 
-from rhetor_stream.tools import Alias, ArgumentError, Bounds, Known, StreamCallback, ToolRegistry, mcp_tool, streaming_tool
+from rhetor_stream.tools import (Alias, ArgumentError, Bounds, Known, StreamCallback, ToolRegistry, mcp_tool,
+                                  streaming_tool)
 
 @mcp_tool(name="Shape", description="Exercises every supported type.", tags=("test",))
 async def shape(text: str, count: Annotated[int, Bounds(ge=1, le=10)] = 1, ratio: float = 0.5,

@@ -29,7 +29,8 @@ async def test_deep_nesting_is_a_400_that_names_the_limit(client: TestClient, de
     if where == "arguments":
         body = '{"tool_name": "Echo", "arguments": {"text": %s}}' % _nested(depth)
     else:
-        body = '{"tool_name": "Echo", "arguments": {"text": "a"}, "stream_options": {"chunk_size": %s}}' % _nested(depth)
+        body = ('{"tool_name": "Echo", "arguments": {"text": "a"}, "stream_options": {"chunk_size": %s}}'
+                % _nested(depth))
     response = await client.post(f"/api/mcp/v2/{endpoint}", data=body, headers={"Content-Type": "application/json"})
     assert response.status == 400, await response.text()
     error = await response.json()

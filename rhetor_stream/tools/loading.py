@@ -61,7 +61,7 @@ def _load(label: str, module_name: str, load: Callable[[], types.ModuleType], to
             raise ToolLoadError(f"{label}: no module named {exc.name!r} (is it installed, or is the "
                                 "current directory on the path?)") from None
         raise ToolLoadError(f"{label}: importing it failed: {_one_line(exc)}") from None
-    except Exception as exc:  # noqa: BLE001  (whatever the module raises, start-up says it in one line)
+    except Exception as exc:  # whatever the module raises, start-up says it in one line
         raise ToolLoadError(f"{label}: importing it failed: {_one_line(exc)}") from None
     if not found:
         raise ToolLoadError(f"{label}: it defines no tools (decorate its functions with @mcp_tool)")

@@ -27,8 +27,8 @@ import attrs
 from aiohttp import web
 
 __all__ = [
-    "Alias", "ArgumentError", "Bounds", "DuplicateToolError", "StreamCallback", "Tool", "ToolContext", "ToolError", "ToolRegistry",
-    "mcp_tool", "preview", "streaming_tool", "tools_of",
+    "Alias", "ArgumentError", "Bounds", "DuplicateToolError", "StreamCallback", "Tool", "ToolContext", "ToolError",
+    "ToolRegistry", "mcp_tool", "preview", "streaming_tool", "tools_of",
 ]
 
 STREAM_CALLBACK = "_stream_callback"
