@@ -30,6 +30,10 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+lint: $(VENV)/.installed-test
+	$(PY) -m ruff check rhetor_stream tests bench
+	$(PY) -m mypy --strict rhetor_stream
+
 bench: $(VENV)/.installed-bench
 	$(PY) -m bench $(BENCH_ARGS)
 

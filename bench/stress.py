@@ -97,7 +97,7 @@ class Server:
     """One `python -m rhetor_stream --port 0 ...` process; its log goes to a temporary file."""
 
     def __init__(self, *flags: str, nofile: int | None = None) -> None:
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115  (open while the server runs; closed in stop())
         self.process = subprocess.Popen([PY, "-m", "rhetor_stream", "--port", "0", *flags], cwd=ROOT,
                                         stdout=subprocess.PIPE, stderr=self.log,
                                         preexec_fn=server_setup if nofile is None else _low_fd_limit(nofile))

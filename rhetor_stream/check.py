@@ -39,8 +39,8 @@ def problems(events: Sequence[StreamEvent]) -> list[str]:
     endings = [kind for kind in types if kind in ("complete", "error")]
     if len(endings) != 1 or len(types) < 2 or types[-2] != endings[0]:
         found.append(f"expected exactly one 'complete' or 'error' just before 'disconnect', got {endings}")
-    numbers = [sequence_number(event.id) for event in events]
-    if any(number is None for number in numbers) or numbers != sorted(set(numbers)):  # type: ignore[type-var]
+    numbers = [number for event in events if (number := sequence_number(event.id)) is not None]
+    if len(numbers) != len(events) or numbers != sorted(set(numbers)):
         found.append(f"event ids are not strictly increasing: {[event.id for event in events][:8]}...")
     for event in events:
         expected = SHAPES.get(event.type)
@@ -71,7 +71,8 @@ def show(event: StreamEvent, *, width: int = 24) -> str:
         return f"  message  {data.get('speaker')} (round {data.get('round')}): {str(data.get('content', ''))[:50]!r}"
     if event.type == "error":
         return f"  error    {data.get('code')}: {data.get('error')}"
-    return f"  {event.type:<8} {', '.join(f'{k}={v}' for k, v in data.items() if k in ('tool_name', 'execution_time', 'reason'))}"
+    shown = ", ".join(f"{k}={v}" for k, v in data.items() if k in ("tool_name", "execution_time", "reason"))
+    return f"  {event.type:<8} {shown}"
 
 
 async def _collect(events: AsyncIterator[StreamEvent], quiet: bool) -> list[StreamEvent]:

@@ -19,8 +19,7 @@ from aiohttp import web
 
 from rhetor_stream.settings import PROVIDERS, Settings, SettingsError
 from rhetor_stream.specialists.roster import load_roster
-from rhetor_stream.tools.loading import load_tools
-from rhetor_stream.web.app import create_app, runner_options
+from rhetor_stream.web.app import create_app, runner_options, served_tools
 from rhetor_stream.web.capacity import QuietLog, raise_open_file_limit
 
 # A worker that dies within _STEADY_AFTER seconds of its start, _QUICK_DEATHS times in a row, is not
@@ -35,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = Settings.from_sources(argv)
         # Checked here too (the app checks them again), so --workers says a problem once, not per worker.
-        load_tools(settings.tools)
+        served_tools(settings.tools)
         load_roster(settings.specialists, PROVIDERS)
     except SettingsError as exc:
         print(f"rhetor_stream: error: {exc}", file=sys.stderr)

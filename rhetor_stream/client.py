@@ -157,12 +157,14 @@ class StreamClient:
         return str(body["run_id"])
 
     async def tools(self) -> list[dict[str, Any]]:
-        return await self._json("GET", "/tools")  # type: ignore[no-any-return]
+        tools: list[dict[str, Any]] = await self._json("GET", "/tools")
+        return tools
 
     async def health(self) -> dict[str, Any]:
         async with self.session.get(self.base_url + "/health", headers=self._auth) as response:
             await _raise_for_status(response)
-            return await response.json()  # type: ignore[no-any-return]
+            health: dict[str, Any] = await response.json()
+            return health
 
     async def _json(self, method: str, path: str, body: Any = None) -> Any:
         async with self.session.request(method, self.base_url + API + path, json=body,

@@ -88,7 +88,8 @@ def _api_keys(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, 
 
 
 def _field(name: str) -> attrs.Attribute[Any]:
-    return getattr(attrs.fields(Settings), name)  # type: ignore[no-any-return]
+    field: attrs.Attribute[Any] = getattr(attrs.fields(Settings), name)
+    return field
 
 
 def _names(attribute: attrs.Attribute[Any]) -> str:
@@ -253,7 +254,8 @@ class Settings:
 
     @property
     def log_level_number(self) -> int:
-        return logging.getLevelName(self.log_level.upper())  # type: ignore[no-any-return]
+        number: int = logging.getLevelName(self.log_level.upper())
+        return number
 
     @classmethod
     def from_sources(cls, argv: Sequence[str] | None = None,

@@ -132,6 +132,74 @@ class LiveReader:
         return [int(event.id.rsplit("-", 1)[1]) for event in self.events]
 
 
+# --- MCP sessions over the test client ----------------------------------------------------------------
+
+BOTH = "application/json, text/event-stream"
+
+
+class Mcp:
+    """A hand-driven MCP session over a test client."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.session_id = ""
+        self.version = ""
+        self.next_id = 0
+
+    async def initialize(self, version: str = "2025-11-25") -> dict[str, Any]:
+        response = await self.client.post("/mcp", json=request(0, "initialize", {
+            "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}),
+            headers={"Accept": BOTH})
+        assert response.status == 200, await response.text()
+        self.session_id = response.headers["Mcp-Session-Id"]
+        body = await response.json()
+        self.version = body["result"]["protocolVersion"]
+        return body  # type: ignore[no-any-return]
+
+    def headers(self, accept: str = BOTH, **extra: str) -> dict[str, str]:
+        return {"Accept": accept, "Mcp-Session-Id": self.session_id, "MCP-Protocol-Version": self.version, **extra}
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.next_id += 1
+        response = await self.client.post("/mcp", json=request(self.next_id, method, params),
+                                          headers=self.headers("application/json"))
+        assert response.status == 200, await response.text()
+        return await response.json()  # type: ignore[no-any-return]
+
+    async def stream(self, name: str, arguments: dict[str, Any], *, token: str | None = "p",
+                     limit: int | None = None) -> list[ServerSentEvent]:
+        """A tools/call read as an event stream; with `limit`, the connection is dropped after that many."""
+        self.next_id += 1
+        params: dict[str, Any] = {"name": name, "arguments": arguments}
+        if token is not None:
+            params["_meta"] = {"progressToken": token}
+        async with self.client.post("/mcp", json=request(self.next_id, "tools/call", params),
+                                    headers=self.headers()) as response:
+            assert response.status == 200, await response.text()
+            assert response.content_type == "text/event-stream"
+            return await first_events(response, limit)
+
+    async def resume(self, last_event_id: str, *, limit: int | None = None) -> list[ServerSentEvent]:
+        async with self.client.get("/mcp", headers=self.headers("text/event-stream",
+                                                                **{"Last-Event-ID": last_event_id})) as response:
+            assert response.status == 200, await response.text()
+            return await first_events(response, limit)
+
+
+def request(id: int, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"jsonrpc": "2.0", "id": id, "method": method}
+    if params is not None:
+        body["params"] = params
+    return body
+
+
+@pytest.fixture
+async def mcp(client: TestClient) -> Mcp:
+    opened = Mcp(client)
+    await opened.initialize()
+    return opened
+
+
 # --- real processes ----------------------------------------------------------------------------------
 
 def spawn_server(*args: str, cwd: Path = ROOT,

@@ -61,7 +61,7 @@ def test_bad_mode_names_the_valid_ones() -> None:
         Chunker("page")
 
 
-alphabet = st.sampled_from(list("ab .!?…。\n\r\t\"')Dr3eg") + [" e.g. ", " Dr. ", "\r\n", "\n\n", "..."])
+alphabet = st.sampled_from([*"ab .!?…。\n\r\t\"')Dr3eg", " e.g. ", " Dr. ", "\r\n", "\n\n", "..."])
 texts = st.lists(alphabet, max_size=60).map("".join)
 
 

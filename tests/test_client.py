@@ -36,7 +36,8 @@ async def test_errors_carry_status_message_and_code(client: TestClient) -> None:
         with pytest.raises(StreamClientError) as caught:
             async for _ in api.stream("NoSuchTool"):
                 pass
-        assert caught.value.status == 404 and caught.value.code == "unknown_tool" and "NoSuchTool" in caught.value.message
+        assert caught.value.status == 404 and caught.value.code == "unknown_tool"
+        assert "NoSuchTool" in caught.value.message
         with pytest.raises(StreamClientError) as caught:
             await api.process("Echo", {})
         assert caught.value.status == 400 and "'text'" in caught.value.message

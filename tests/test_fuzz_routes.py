@@ -27,8 +27,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from rhetor_stream.settings import Settings
-from rhetor_stream.tools.registry import registry
-from rhetor_stream.web.app import create_app
+from rhetor_stream.web.app import create_app, served_tools
 from tests.conftest import FAST
 
 SEED = 20261127
@@ -164,7 +163,8 @@ def valid_arguments(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]
 
 def odd_arguments(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
     """Each argument fitting or of another type (or missing, or unknown); or not an object at all."""
-    fields = {name: st.one_of(schema_values(spec), json_values()) for name, spec in schema.get("properties", {}).items()}
+    fields = {name: st.one_of(schema_values(spec), json_values())
+              for name, spec in schema.get("properties", {}).items()}
     return st.one_of(st.fixed_dictionaries({}, optional={**fields, "unknown_argument": json_values()}),
                      json_values(4))
 
@@ -182,7 +182,7 @@ ODD_OPTIONS = st.one_of(
 
 def tool_calls() -> st.SearchStrategy[dict[str, Any]]:
     """Calls of every tool that fit its schema, calls with odd arguments or options, odd tool names."""
-    tools = st.sampled_from(list(registry))
+    tools = st.sampled_from(list(served_tools()))
     valid = tools.flatmap(lambda tool: st.fixed_dictionaries(
         {"tool_name": st.just(tool.name), "arguments": valid_arguments(tool.input_schema)},
         optional={"stream_options": VALID_OPTIONS}))

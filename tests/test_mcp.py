@@ -11,66 +11,9 @@ from aiohttp.test_utils import TestClient
 
 from rhetor_stream.sse.parser import ServerSentEvent
 from rhetor_stream.web.state import STATE
-from tests.conftest import MakeClient, eventually, first_events, read_events
+from tests.conftest import BOTH, MakeClient, Mcp, eventually, read_events, request
 
-BOTH = "application/json, text/event-stream"
 TEXT = " ".join(f"Sentence number {n} is here." for n in range(1, 11))
-
-
-class Mcp:
-    """A hand-driven MCP session over a test client."""
-
-    def __init__(self, client: TestClient) -> None:
-        self.client = client
-        self.session_id = ""
-        self.version = ""
-        self.next_id = 0
-
-    async def initialize(self, version: str = "2025-11-25") -> dict[str, Any]:
-        response = await self.client.post("/mcp", json=request(0, "initialize", {
-            "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}),
-            headers={"Accept": BOTH})
-        assert response.status == 200, await response.text()
-        self.session_id = response.headers["Mcp-Session-Id"]
-        body = await response.json()
-        self.version = body["result"]["protocolVersion"]
-        return body  # type: ignore[no-any-return]
-
-    def headers(self, accept: str = BOTH, **extra: str) -> dict[str, str]:
-        return {"Accept": accept, "Mcp-Session-Id": self.session_id, "MCP-Protocol-Version": self.version, **extra}
-
-    async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        self.next_id += 1
-        response = await self.client.post("/mcp", json=request(self.next_id, method, params),
-                                          headers=self.headers("application/json"))
-        assert response.status == 200, await response.text()
-        return await response.json()  # type: ignore[no-any-return]
-
-    async def stream(self, name: str, arguments: dict[str, Any], *, token: str | None = "p",
-                     limit: int | None = None) -> list[ServerSentEvent]:
-        """A tools/call read as an event stream; with `limit`, the connection is dropped after that many."""
-        self.next_id += 1
-        params: dict[str, Any] = {"name": name, "arguments": arguments}
-        if token is not None:
-            params["_meta"] = {"progressToken": token}
-        async with self.client.post("/mcp", json=request(self.next_id, "tools/call", params),
-                                    headers=self.headers()) as response:
-            assert response.status == 200, await response.text()
-            assert response.content_type == "text/event-stream"
-            return await first_events(response, limit)
-
-    async def resume(self, last_event_id: str, *, limit: int | None = None) -> list[ServerSentEvent]:
-        async with self.client.get("/mcp", headers=self.headers("text/event-stream",
-                                                                **{"Last-Event-ID": last_event_id})) as response:
-            assert response.status == 200, await response.text()
-            return await first_events(response, limit)
-
-
-def request(id: int, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"jsonrpc": "2.0", "id": id, "method": method}
-    if params is not None:
-        body["params"] = params
-    return body
 
 
 def messages(events: list[ServerSentEvent]) -> list[dict[str, Any]]:
@@ -80,13 +23,6 @@ def messages(events: list[ServerSentEvent]) -> list[dict[str, Any]]:
 def progress_texts(events: list[ServerSentEvent]) -> list[str]:
     return [message["params"]["message"] for message in messages(events)
             if message.get("method") == "notifications/progress"]
-
-
-@pytest.fixture
-async def mcp(client: TestClient) -> Mcp:
-    session = Mcp(client)
-    await session.initialize()
-    return session
 
 
 # --- lifecycle and the JSON-RPC surface ---------------------------------------------------------------

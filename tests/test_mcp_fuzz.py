@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rhetor_stream.mcp import protocol
-from rhetor_stream.tools.registry import registry
-from tests.test_mcp import Mcp
+from rhetor_stream.web.app import served_tools
+from tests.conftest import Mcp
 
 METHODS = ["initialize", "ping", "tools/list", "tools/call", "logging/setLevel", "notifications/cancelled",
            "notifications/initialized", "resources/list", "", "tools/call/x"]
@@ -31,6 +31,9 @@ MESSAGES = st.fixed_dictionaries({}, optional={
         "level": st.sampled_from(protocol.LOG_LEVELS) | JSON,
         "requestId": JSON}) | JSON,
     "result": JSON, "error": JSON})
+
+
+TOOLS = served_tools()
 
 
 def _is_answer(body: Any) -> bool:
@@ -54,10 +57,10 @@ def test_the_json_rpc_core_answers_anything(raw: Any) -> None:
         except protocol.RpcError as exc:
             assert _is_answer(exc.response())
     elif message.method == "tools/call":
-        checked = protocol.check_call(message, registry, None)
+        checked = protocol.check_call(message, TOOLS, None)
         assert isinstance(checked, protocol.ToolCall) or _is_answer(checked)
     else:
-        assert _is_answer(protocol.answer(message, registry))
+        assert _is_answer(protocol.answer(message, TOOLS))
 
 
 async def test_random_bodies_over_http_get_json_rpc_answers(client: TestClient) -> None:

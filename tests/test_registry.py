@@ -1,28 +1,31 @@
 """The tool registry: schemas derived from signatures, and validation that names the problem."""
 from __future__ import annotations
 
+import types
 from typing import Annotated, Literal, Optional
 
 import pytest
 
-from rhetor_stream.tools import Alias, ArgumentError, Bounds, Known, StreamCallback, ToolRegistry, mcp_tool, streaming_tool
+from rhetor_stream.tools import (Alias, ArgumentError, Bounds, Known, StreamCallback, ToolRegistry, mcp_tool,
+                                  streaming_tool)
 
-tools = ToolRegistry()
-
-
-@mcp_tool(name="Shape", description="Exercises every supported type.", tags=("test",), registry=tools)
+@mcp_tool(name="Shape", description="Exercises every supported type.", tags=("test",))
 async def shape(text: str, count: Annotated[int, Bounds(ge=1, le=10)] = 1, ratio: float = 0.5,
                 flag: bool = False, items: Optional[list[str]] = None,
                 mode: Literal["a", "b"] = "a", extra: Optional[dict] = None) -> None:  # type: ignore[type-arg]
     """Ignored: the description argument wins."""
 
 
-@mcp_tool(registry=tools)
+@mcp_tool()
 @streaming_tool
 async def Streamer(_stream_callback: StreamCallback) -> None:
     """First paragraph is the description.
 
     Not this one."""
+
+
+tools = ToolRegistry()
+tools.add(shape, Streamer)
 
 
 def test_schema_from_signature() -> None:
@@ -73,20 +76,25 @@ def test_valid_arguments_pass() -> None:
 
 
 def test_duplicate_names_and_bad_declarations_are_refused() -> None:
+    @mcp_tool(name="Shape")
+    async def other(text: str) -> None: ...
+
     with pytest.raises(ValueError, match="already registered"):
-        @mcp_tool(name="Shape", registry=tools)
-        async def other(text: str) -> None: ...
+        tools.add(other)
     with pytest.raises(TypeError, match="must take a _stream_callback"):
         streaming_tool(lambda: None)
     with pytest.raises(TypeError, match="no JSON Schema mapping"):
-        @mcp_tool(registry=ToolRegistry())
+        @mcp_tool()
         async def bad(when: complex) -> None: ...
 
 
-@mcp_tool(name="Greet", registry=tools)
+@mcp_tool(name="Greet")
 async def greet(who: Annotated[str, Known("person", lambda app: app["people"])],
                 crowd: Annotated[Optional[list[str]], Known("person", lambda app: app["people"])] = None) -> None:
     """Names checked against what the app knows."""
+
+
+tools.add(greet)
 
 
 @pytest.mark.parametrize("arguments, argument", [
@@ -105,9 +113,12 @@ def test_known_names_are_checked_against_the_app(arguments: dict[str, object], a
     assert tool.validate({"who": "ann", "crowd": None}, app=app) == {"who": "ann", "crowd": None}
 
 
-@mcp_tool(name="Pick", registry=tools)
+@mcp_tool(name="Pick")
 async def pick(choices: Annotated[Optional[list[str]], Bounds(ge=1, le=2)] = None) -> None:
     """Bounds on a list count its items."""
+
+
+tools.add(pick)
 
 
 def test_bounds_on_a_list_count_its_items() -> None:
@@ -128,4 +139,27 @@ def test_an_alias_needs_an_optional_parameter() -> None:
         return name
 
     with pytest.raises(TypeError, match="'name' is required"):
-        mcp_tool(registry=ToolRegistry())(tool)
+        mcp_tool()(tool)
+
+
+def test_a_module_is_scanned_into_each_registry_on_its_own() -> None:
+    """`@mcp_tool` registers nothing: a registry takes the tools a module holds, as often as asked,
+    and one registry's tools are not another's."""
+    module = types.ModuleType("scanned")
+    module.shape, module.pick, module.Bounds, module.limit = shape, pick, Bounds, 3  # type: ignore[attr-defined]
+    first, second = ToolRegistry(), ToolRegistry()
+    assert first.add_module(module) == 2 and first.add_module(module) == 2
+    second.add(greet)
+    assert [tool.name for tool in first] == ["Pick", "Shape"] and [tool.name for tool in second] == ["Greet"]
+    with pytest.raises(TypeError, match="not a tool"):
+        second.add(Bounds)
+
+
+def test_stacked_declarations_give_one_function_several_names() -> None:
+    @mcp_tool(name="New")
+    @mcp_tool(name="Old")
+    async def both() -> None: ...
+
+    names = ToolRegistry()
+    names.add(both)
+    assert [tool.name for tool in names] == ["New", "Old"]

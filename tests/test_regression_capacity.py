@@ -78,10 +78,10 @@ async def test_per_client_cap_refuses_one_address_and_serves_another(make_client
             await assert_refused(response, "client_busy")
         # Another address (all of 127/8 is loopback on Linux) still gets its stream.
         connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
-        async with aiohttp.ClientSession(connector=connector) as other:
-            async with other.post(client.make_url("/api/mcp/v2/stream"), json=WAIT) as response:
-                assert response.status == 200
-                assert b"connected" in await response.content.readline() + await response.content.readline()
+        async with aiohttp.ClientSession(connector=connector) as other, \
+                other.post(client.make_url("/api/mcp/v2/stream"), json=WAIT) as response:
+            assert response.status == 200
+            assert b"connected" in await response.content.readline() + await response.content.readline()
 
 
 async def test_a_detached_run_holds_its_slot_until_it_ends(make_client: MakeClient) -> None:

@@ -12,7 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from rhetor_stream.stream.run import StreamOptions
-from rhetor_stream.tools.registry import ArgumentError, registry
+from rhetor_stream.tools.registry import ArgumentError
+from rhetor_stream.web.app import served_tools
 from rhetor_stream.web.requests import MAX_JSON_DEPTH
 
 
@@ -28,7 +29,8 @@ async def test_deep_nesting_is_a_400_that_names_the_limit(client: TestClient, de
     if where == "arguments":
         body = '{"tool_name": "Echo", "arguments": {"text": %s}}' % _nested(depth)
     else:
-        body = '{"tool_name": "Echo", "arguments": {"text": "a"}, "stream_options": {"chunk_size": %s}}' % _nested(depth)
+        body = ('{"tool_name": "Echo", "arguments": {"text": "a"}, "stream_options": {"chunk_size": %s}}'
+                % _nested(depth))
     response = await client.post(f"/api/mcp/v2/{endpoint}", data=body, headers={"Content-Type": "application/json"})
     assert response.status == 400, await response.text()
     error = await response.json()
@@ -42,7 +44,7 @@ def test_error_previews_are_bounded_at_any_depth() -> None:
     for _ in range(5000):
         value = [value]
     with pytest.raises(ArgumentError) as caught:
-        registry.get("Echo").validate({"text": value})  # type: ignore[union-attr]
+        served_tools().get("Echo").validate({"text": value})  # type: ignore[union-attr]
     assert "expected a string, got array" in caught.value.message and len(caught.value.message) < 200
     for options in ({"chunk_size": value}, {"resume_grace_s": value}):
         with pytest.raises(ArgumentError) as caught:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.test_mcp import Mcp, mcp  # noqa: F401  (the fixture)
+from tests.conftest import Mcp
 
 
 async def test_resuming_after_the_last_message_of_a_finished_call_ends_at_once(mcp: Mcp) -> None:

@@ -2,8 +2,8 @@
 
 `GET /stream/test?size=1048576` held ~594 MiB for one fast reader and 1.6 GB for three stuck ones: the
 queue took 256 events of any size and the writer joined all of them into one write. Now the queue
-also stops at `--queue-bytes` (the event that crosses it is the last one in), and no write is larger than that (or than one frame, if a single event
-is bigger).
+also stops at `--queue-bytes` (the event that crosses it is the last one in), and no write is larger
+than that (or than one frame, if a single event is bigger).
 """
 from __future__ import annotations
 

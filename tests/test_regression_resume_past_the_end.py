@@ -37,7 +37,8 @@ async def _events(client: TestClient, run_id: str, last_event_id: str) -> tuple[
 
 
 async def test_at_or_past_the_end_of_a_finished_run_is_a_204(run_client: TestClient) -> None:
-    async with run_client.post("/api/mcp/v2/stream", json={"tool_name": "Echo", "arguments": {"text": "a"}}) as response:
+    async with run_client.post("/api/mcp/v2/stream",
+                               json={"tool_name": "Echo", "arguments": {"text": "a"}}) as response:
         events = await read_events(response)
     run_id = events[0].json()["run_id"]
     prefix = run_id[:8]

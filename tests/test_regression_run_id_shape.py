@@ -21,7 +21,8 @@ async def run_client(request: pytest.FixtureRequest, make_client: MakeClient) ->
 
 
 async def test_ids_not_shaped_like_a_run_id_are_unknown_runs(run_client: TestClient) -> None:
-    async with run_client.post("/api/mcp/v2/stream", json={"tool_name": "Echo", "arguments": {"text": "a"}}) as response:
+    async with run_client.post("/api/mcp/v2/stream",
+                               json={"tool_name": "Echo", "arguments": {"text": "a"}}) as response:
         run_id = (await read_events(response))[0].json()["run_id"]
     odd = [f"{run_id}:events", f"{run_id}:run", run_id.upper(), run_id + "0", run_id[:-1], "nope",
            "%2A", "%00", "%FF", "%E2%80%AE" + run_id[3:], "a" * 5000]

@@ -1,8 +1,9 @@
 """Regression: a body aiohttp cannot decode was a 500 with two tracebacks (found by the fuzzer).
 
-`Content-Encoding: gzip` on a body that is not gzip makes `request.read()` raise RequestPayloadError, which reached the error middleware as
-an internal error; aiohttp then failed again draining the rest and logged "Unhandled exception" at
-ERROR. Now it is a 400 `malformed_body` naming the problem, and one INFO line.
+`Content-Encoding: gzip` on a body that is not gzip makes `request.read()` raise RequestPayloadError,
+which reached the error middleware as an internal error; aiohttp then failed again draining the rest
+and logged "Unhandled exception" at ERROR. Now it is a 400 `malformed_body` naming the problem, and
+one INFO line.
 """
 from __future__ import annotations
 

@@ -35,7 +35,8 @@ def test_four_characters_stay() -> None:
     ("key sk-ant-api03-XyZ0123456789-abc here", "key sk-*** here"),
     ("cannot reach http://user:s3cret@host:8080/v1", "cannot reach http://***@host:8080/v1"),
     ('{"url": "https://token@example.com/x"}', '{"url": "https://***@example.com/x"}'),
-    ("nothing secret: Basic auth, sk-1, mail user@example.com", "nothing secret: Basic auth, sk-1, mail user@example.com"),
+    ("nothing secret: Basic auth, sk-1, mail user@example.com",
+     "nothing secret: Basic auth, sk-1, mail user@example.com"),
 ])
 def test_credential_shapes(text: str, expected: str) -> None:
     assert Scrubber()(text) == expected

@@ -11,27 +11,28 @@ from rhetor_stream.tools import ToolError, ToolRegistry, mcp_tool
 from rhetor_stream.web.app import create_app
 from tests.conftest import FAST, post_stream, read_events
 
-failing = ToolRegistry()
-
-
-@mcp_tool(name="Refuse", registry=failing)
+@mcp_tool(name="Refuse")
 async def refuse(reason: str) -> None:
     raise ToolError(f"refused: {reason}", code="refused")
 
 
-@mcp_tool(name="Crash", registry=failing)
+@mcp_tool(name="Crash")
 async def crash() -> None:
     raise RuntimeError("secret internal detail")
 
 
-@mcp_tool(name="Unserialisable", registry=failing)
+@mcp_tool(name="Unserialisable")
 async def unserialisable() -> object:
     return object()
 
 
-@mcp_tool(name="SyncAdd", registry=failing)
+@mcp_tool(name="SyncAdd")
 def sync_add(a: int, b: int) -> int:
     return a + b
+
+
+failing = ToolRegistry()
+failing.add(refuse, crash, unserialisable, sync_add)
 
 
 async def test_plain_tool_event_order_and_shapes(client: TestClient) -> None:

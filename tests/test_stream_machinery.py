@@ -15,11 +15,10 @@ from rhetor_stream.tools import StreamCallback, ToolContext, ToolRegistry, mcp_t
 from rhetor_stream.web.app import create_app
 from tests.conftest import FAST, MakeClient, post_stream, read_events
 
-tools = ToolRegistry()
 produced: dict[str, int] = {}
 
 
-@mcp_tool(name="Flood", registry=tools)
+@mcp_tool(name="Flood")
 @streaming_tool
 async def flood(size: int, *, _stream_callback: StreamCallback) -> None:
     """Produces chunks as fast as the channel accepts them, counting each one."""
@@ -30,13 +29,13 @@ async def flood(size: int, *, _stream_callback: StreamCallback) -> None:
         produced["flood"] += 1
 
 
-@mcp_tool(name="Sleepy", registry=tools)
+@mcp_tool(name="Sleepy")
 async def sleepy(seconds: float) -> str:
     await asyncio.sleep(seconds)
     return "rested"
 
 
-@mcp_tool(name="Chatty", registry=tools)
+@mcp_tool(name="Chatty")
 @streaming_tool
 async def chatty(reports: int, *, _stream_callback: StreamCallback) -> None:
     for index in range(1, reports + 1):
@@ -46,10 +45,14 @@ async def chatty(reports: int, *, _stream_callback: StreamCallback) -> None:
     await _stream_callback("progress", {"stage": "done", "percentage": 100, "message": "done"})
 
 
-@mcp_tool(name="Reporter", registry=tools)
+@mcp_tool(name="Reporter")
 async def reporter(_context: ToolContext) -> None:
     await _context.report_progress(40, "forty")
     await asyncio.sleep(0.5)
+
+
+tools = ToolRegistry()
+tools.add(flood, sleepy, chatty, reporter)
 
 
 @pytest.fixture

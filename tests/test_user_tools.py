@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from rhetor_stream.sse.parser import SSEParser
-from rhetor_stream.tools.loading import ToolLoadError, load_tools
+from rhetor_stream.tools.loading import ToolLoadError
+from rhetor_stream.settings import Settings
+from rhetor_stream.web.app import create_app, served_tools
+from rhetor_stream.web.state import STATE
 from tests.conftest import ROOT, spawn_server, stop_server
 
 README = (ROOT / "README.md").read_text("utf-8")
@@ -70,6 +73,15 @@ def test_a_file_path_and_the_variable_work_too(tmp_path: Path) -> None:
         stop_server(process)
 
 
+def test_two_apps_in_one_process_serve_their_own_tools(tmp_path: Path) -> None:
+    code, _ = _readme_example()
+    (tmp_path / "mine.py").write_text(code)
+    mine = Settings(tools=(str(tmp_path / "mine.py"),))
+    served = [{tool.name for tool in create_app(settings)[STATE].tools} for settings in (mine, Settings(), mine)]
+    assert {"Add", "Countdown", "Echo"} <= served[0] and served[2] == served[0]  # loaded twice: no clash
+    assert "Echo" in served[1] and not {"Add", "Countdown"} & served[1]
+
+
 def test_an_entry_point_registers_its_tools(tmp_path: Path) -> None:
     (tmp_path / "shipped_tools.py").write_text(
         "from rhetor_stream.tools import mcp_tool\n\n@mcp_tool(name='Shipped')\nasync def shipped() -> str:\n"
@@ -108,7 +120,7 @@ def test_a_module_that_cannot_be_served_is_named_with_its_problem(
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ToolLoadError) as caught:
-        load_tools([flag])
+        served_tools([flag])
     message = str(caught.value)
     assert message.startswith(f"--tools {flag}: {expected.format(s=unique)}") and "\n" not in message, message
 

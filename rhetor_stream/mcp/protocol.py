@@ -23,8 +23,6 @@ JSONRPC = "2.0"
 VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
 #: The only revision whose transport accepts JSON-RPC batches (2025-06-18 removed them).
 BATCH_VERSIONS = frozenset({"2025-03-26"})
-#: What a request without `MCP-Protocol-Version` is assumed to speak, as the transport spec says.
-DEFAULT_VERSION = "2025-03-26"
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 
 PARSE_ERROR = -32700

@@ -23,7 +23,7 @@ import abc
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -94,7 +94,7 @@ class UpstreamError(ToolError):
 class ChatStream:
     """Text deltas of one answer; `usage` and `stop_reason` are filled in as the stream ends."""
 
-    def __init__(self, produce: Callable[[ChatStream], AsyncIterator[str]]) -> None:
+    def __init__(self, produce: Callable[[ChatStream], AsyncGenerator[str, None]]) -> None:
         self.usage = Usage()
         self.stop_reason: str | None = None
         self._deltas = produce(self)
@@ -103,7 +103,7 @@ class ChatStream:
         return self._deltas
 
     async def aclose(self) -> None:
-        await self._deltas.aclose()  # type: ignore[attr-defined]
+        await self._deltas.aclose()
 
 
 class Provider(abc.ABC):
@@ -190,7 +190,7 @@ class HTTPProvider(Provider):
             code = "upstream_context_length"
         return UpstreamError(f"{self.name} reported {what} mid-stream: {text}", code=code)
 
-    async def _produce(self, chat: ChatStream, request: ChatRequest) -> AsyncIterator[str]:
+    async def _produce(self, chat: ChatStream, request: ChatRequest) -> AsyncGenerator[str, None]:
         received: list[str] | None = None  # None until the answer starts: then its text so far
         try:
             response = await self._connect(request)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from rhetor_stream.providers.base import ChatRequest, ChatStream, Provider
 
@@ -88,7 +88,7 @@ class SimulatedProvider(Provider):
         lines += ["", f"In short: {first} deserves attention before anything else."]
         return "\n".join(lines)
 
-    async def _produce(self, chat: ChatStream, request: ChatRequest) -> AsyncIterator[str]:
+    async def _produce(self, chat: ChatStream, request: ChatRequest) -> AsyncGenerator[str, None]:
         # Reading a message of up to the body limit takes a while (~0.1 s for 1 MiB): a worker
         # thread does it, so the event loop keeps serving everyone else meanwhile.
         tokens, chat.usage.input_tokens = await asyncio.to_thread(self._prepare, request)

@@ -1,5 +1,4 @@
 """AI specialists: the roster, conversation memory, prompts, and the tools that stream their answers."""
-from rhetor_stream.specialists import tools  # noqa: F401  (registers the specialist tools)
 from rhetor_stream.specialists.roster import RosterError, Specialist, load_roster
 from rhetor_stream.specialists.service import SPECIALISTS, SpecialistService, setup
 

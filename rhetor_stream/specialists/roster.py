@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-import sys
+import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -10,11 +10,6 @@ from typing import Any
 import attrs
 
 from rhetor_stream.settings import SettingsError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 ORCHESTRATOR = "rhetor-orchestrator"
 

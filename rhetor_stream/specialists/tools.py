@@ -1,4 +1,4 @@
-"""The specialist tools, registered in the default registry when this module is imported.
+"""The specialist tools, which `create_app` serves next to the built-ins.
 
 They also answer to the original Rhetor's names and arguments (`ListAISpecialists`, `context_id`,
 `max_rounds`, `filter_by_*`), so a client written against it works unmodified.
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from typing import Annotated, Any, Literal, Optional
+
+from aiohttp import web
 
 from rhetor_stream.specialists.answer import answer
 from rhetor_stream.specialists.service import SPECIALISTS, SpecialistService
@@ -23,8 +25,8 @@ ConversationId = Annotated[Optional[str], Alias("context_id")]
 STATUS = "active"
 
 
-def _roster(app: Any) -> Collection[str]:
-    return app[SPECIALISTS].roster  # type: ignore[no-any-return]
+def _roster(app: web.Application) -> Collection[str]:
+    return app[SPECIALISTS].roster
 
 
 _KNOWN_SPECIALIST = Known("specialist", _roster)
@@ -33,17 +35,17 @@ SpecialistIds = Annotated[Optional[list[str]], _KNOWN_SPECIALIST, Bounds(ge=1)]
 
 
 def _service(context: ToolContext) -> SpecialistService:
-    return context.app[SPECIALISTS]  # type: ignore[no-any-return]
+    return context.app[SPECIALISTS]
 
 
-def _one_answer(arguments: Mapping[str, Any], app: Any) -> int:
+def _one_answer(arguments: Mapping[str, Any], app: web.Application) -> int:
     """Token budget of asking one specialist: its max_tokens."""
-    return app[SPECIALISTS].roster[arguments["specialist_id"]].max_tokens  # type: ignore[no-any-return]
+    return app[SPECIALISTS].roster[arguments["specialist_id"]].max_tokens
 
 
-def _team_chat(arguments: Mapping[str, Any], app: Any) -> int:
+def _team_chat(arguments: Mapping[str, Any], app: web.Application) -> int:
     """Token budget of a team chat: every turn it plans, at its speaker's max_tokens."""
-    service: SpecialistService = app[SPECIALISTS]
+    service = app[SPECIALISTS]
     try:
         speakers = participants(service, arguments.get("specialists"))
     except ToolError:

@@ -52,9 +52,6 @@ class StreamSupervisor:
         self._watched: set[Watched] = set()
         self._task: asyncio.Task[None] | None = None
 
-    def __len__(self) -> int:
-        return len(self._watched)
-
     def watch(self, item: Watched) -> None:
         self._watched.add(item)
 

@@ -10,11 +10,10 @@ from rhetor_stream.tools.registry import (
     ToolError,
     ToolRegistry,
     mcp_tool,
-    registry,
     streaming_tool,
 )
 
 __all__ = [
     "Alias", "ArgumentError", "Bounds", "Known", "StreamCallback", "Tool", "ToolContext", "ToolError", "ToolRegistry",
-    "mcp_tool", "registry", "streaming_tool",
+    "mcp_tool", "streaming_tool",
 ]

@@ -1,6 +1,6 @@
 """Serving your own tools: the modules `--tools` names, and those installed packages declare in the
-entry-point group `rhetor_stream.tools`, are imported at start-up, and the `@mcp_tool` functions in
-them register themselves next to the built-ins.
+entry-point group `rhetor_stream.tools`, are imported at start-up, and the `@mcp_tool` functions
+their namespaces hold are added to the app's registry next to the built-ins.
 
 Anything that goes wrong (a module that cannot be found or raises while importing, a tool name
 already taken, a module with no tools at all) stops start-up with one line that names the module and
@@ -15,11 +15,12 @@ import importlib.metadata
 import importlib.util
 import sys
 import traceback
+import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rhetor_stream.settings import SettingsError
-from rhetor_stream.tools.registry import DuplicateToolError, registry
+from rhetor_stream.tools.registry import DuplicateToolError, ToolRegistry
 
 ENTRY_POINT_GROUP = "rhetor_stream.tools"
 
@@ -28,17 +29,18 @@ class ToolLoadError(SettingsError):
     """A tools module that cannot be served; the message names it and the problem, on one line."""
 
 
-def load_tools(sources: Sequence[str]) -> None:
-    """Import every module of `sources` (dotted names or .py files) and of the entry-point group;
-    `@mcp_tool` registers their tools in the default registry.
+def load_tools(sources: Sequence[str], tools: ToolRegistry) -> None:
+    """Import every module of `sources` (dotted names or .py files) and of the entry-point group, and
+    add the tools their namespaces hold to `tools`.
 
-    Importing is idempotent, so calling this again (another app in the same process) adds nothing.
+    An import happens once per process; another app loading the same modules scans them again into
+    its own registry.
     """
     for source in dict.fromkeys(sources):
-        _load(f"--tools {source}", _module_name(source), functools.partial(_import, source))
+        _load(f"--tools {source}", _module_name(source), functools.partial(_import, source), tools)
     for entry_point in _entry_points():
         _load(f"entry point {entry_point.name} = {entry_point.value} ({ENTRY_POINT_GROUP})",
-              entry_point.module, entry_point.load)
+              entry_point.module, functools.partial(_import_entry_point, entry_point), tools)
 
 
 @functools.cache
@@ -47,11 +49,9 @@ def _entry_points() -> tuple[importlib.metadata.EntryPoint, ...]:
     return tuple(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
-def _load(label: str, module_name: str, load: Callable[[], object]) -> None:
-    fresh = module_name not in sys.modules
-    before = len(registry)
+def _load(label: str, module_name: str, load: Callable[[], types.ModuleType], tools: ToolRegistry) -> None:
     try:
-        load()
+        found = tools.add_module(load())
     except ToolLoadError:
         raise
     except DuplicateToolError as exc:
@@ -61,9 +61,9 @@ def _load(label: str, module_name: str, load: Callable[[], object]) -> None:
             raise ToolLoadError(f"{label}: no module named {exc.name!r} (is it installed, or is the "
                                 "current directory on the path?)") from None
         raise ToolLoadError(f"{label}: importing it failed: {_one_line(exc)}") from None
-    except Exception as exc:  # noqa: BLE001  (whatever the module raises, start-up says it in one line)
+    except Exception as exc:  # whatever the module raises, start-up says it in one line
         raise ToolLoadError(f"{label}: importing it failed: {_one_line(exc)}") from None
-    if fresh and len(registry) == before:
+    if not found:
         raise ToolLoadError(f"{label}: it defines no tools (decorate its functions with @mcp_tool)")
 
 
@@ -81,13 +81,18 @@ def _is_file(source: str) -> bool:
     return source.endswith(".py") or "/" in source or "\\" in source
 
 
-def _import(source: str) -> None:
+def _import_entry_point(entry_point: importlib.metadata.EntryPoint) -> types.ModuleType:
+    """The module an entry point names (`module` or `module:attribute`): its tools are served."""
+    entry_point.load()
+    return sys.modules[entry_point.module]
+
+
+def _import(source: str) -> types.ModuleType:
     if not _is_file(source):
-        importlib.import_module(source)
-        return
+        return importlib.import_module(source)
     name = _module_name(source)
     if name in sys.modules:
-        return
+        return sys.modules[name]
     path = Path(source)
     if not path.is_file():
         raise ToolLoadError(f"--tools {source}: no such file")
@@ -101,6 +106,7 @@ def _import(source: str) -> None:
     except BaseException:
         del sys.modules[name]
         raise
+    return module
 
 
 def _one_line(exc: BaseException) -> str:

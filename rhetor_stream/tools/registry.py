@@ -1,4 +1,10 @@
-"""The tool registry: `@mcp_tool` turns a plain function into a named, schema-described tool.
+"""Tools: `@mcp_tool` describes a plain function as a named, schema-described tool, and a
+`ToolRegistry` holds the tools one app serves.
+
+The decorator registers nothing: it builds the Tool and marks the function with it. Which tools a
+server serves is up to the app (`create_app` adds the built-ins, the specialists' tools and those of
+the `--tools` modules to a registry of its own), so two apps in one process never see each other's
+tools, and importing a module has no effect beyond defining its functions.
 
 The input JSON Schema is derived from the signature (type hints and defaults) so the schema a client
 sees and the validation the server applies are one and the same. Parameters whose names start with an
@@ -18,21 +24,23 @@ from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from typing import Any, Literal, Protocol, TypeVar, Union, get_args, get_origin
 
 import attrs
+from aiohttp import web
 
 __all__ = [
-    "Alias", "ArgumentError", "Bounds", "DuplicateToolError", "StreamCallback", "Tool", "ToolContext", "ToolError", "ToolRegistry",
-    "mcp_tool", "preview", "registry", "streaming_tool",
+    "Alias", "ArgumentError", "Bounds", "DuplicateToolError", "StreamCallback", "Tool", "ToolContext", "ToolError",
+    "ToolRegistry", "mcp_tool", "preview", "streaming_tool", "tools_of",
 ]
 
 STREAM_CALLBACK = "_stream_callback"
 CONTEXT = "_context"
 _STREAMING_MARK = "__rhetor_streaming__"
+_TOOLS_MARK = "__rhetor_tools__"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: `token_budget(arguments, app)`: the most LLM tokens a call with these (validated) arguments may use,
 #: so a per-request ceiling can refuse it before it starts.
-TokenBudget = Callable[[Mapping[str, Any], Any], int]
+TokenBudget = Callable[[Mapping[str, Any], web.Application], int]
 
 
 class StreamCallback(Protocol):
@@ -91,9 +99,9 @@ class Known:
     stream that fails."""
 
     what: str
-    names: Callable[[Any], Collection[str]] = attrs.field(repr=False)
+    names: Callable[[web.Application], Collection[str]] = attrs.field(repr=False)
 
-    def check(self, argument: str, value: Any, app: Any) -> None:
+    def check(self, argument: str, value: Any, app: web.Application) -> None:
         if value is None:
             return
         known = self.names(app)
@@ -103,14 +111,18 @@ class Known:
                                     code=f"unknown_{self.what}")
 
 
-@attrs.define
+@attrs.define(kw_only=True)
 class ToolContext:
-    """What a running tool may know about its run, injected as `_context` when the tool asks for it."""
+    """What a running tool may know about its run, injected as `_context` when the tool asks for it.
+
+    `app` is the serving application: a tool reaches the services it needs through their typed
+    `web.AppKey`s (`context.app[SPECIALISTS]` is a SpecialistService to mypy as well).
+    """
 
     run_id: str
     tool_name: str
     chunk_size: str = "sentence"
-    app: Any = None
+    app: web.Application
     report: Callable[[float | None, str], Awaitable[None]] | None = attrs.field(default=None, repr=False)
 
     async def report_progress(self, percentage: float | None, message: str = "") -> None:
@@ -150,7 +162,7 @@ class Tool:
         return {"name": self.name, "description": self.description, "tags": list(self.tags),
                 "streaming": self.streaming, "input_schema": self.input_schema}
 
-    def validate(self, arguments: Any, *, app: Any = None) -> dict[str, Any]:
+    def validate(self, arguments: Any, *, app: web.Application | None = None) -> dict[str, Any]:
         """Check arguments against the signature (and, given the app, `Known` names); return them
         with defaults left to Python."""
         if arguments is None:
@@ -198,13 +210,15 @@ class Tool:
         if CONTEXT in self._injected:
             kwargs[CONTEXT] = context
         if inspect.iscoroutinefunction(self.function):
-            return self.function(**kwargs)  # type: ignore[no-any-return]
+            awaitable: Awaitable[Any] = self.function(**kwargs)
+            return awaitable
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(None, functools.partial(self.function, **kwargs))
 
 
 class ToolRegistry:
-    """Tools by name. The module-level `registry` is the default that `@mcp_tool` fills."""
+    """Tools by name: the ones an app serves. Two names for one tool are refused, whatever the order
+    they are added in; adding the same tool again is a no-op (a module scanned twice)."""
 
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
@@ -217,21 +231,28 @@ class ToolRegistry:
         self._tools[tool.name] = tool
         return tool
 
+    def add(self, *functions: Callable[..., Any]) -> None:
+        """Register the tools `@mcp_tool` declared on each function."""
+        for function in functions:
+            declared = tools_of(function)
+            if not declared:
+                raise TypeError(f"{function!r} is not a tool (decorate it with @mcp_tool)")
+            for tool in declared:
+                self.register(tool)
+
+    def add_module(self, module: types.ModuleType) -> int:
+        """Register every tool declared on a function of the module's namespace (its own and those
+        it imports); return how many there are."""
+        declared = {id(tool): tool for value in list(vars(module).values()) for tool in tools_of(value)}
+        for tool in declared.values():
+            self.register(tool)
+        return len(declared)
+
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._tools
-
     def __iter__(self) -> Iterator[Tool]:
         return iter(sorted(self._tools.values(), key=lambda tool: tool.name))
-
-    def __len__(self) -> int:
-        return len(self._tools)
-
-
-registry = ToolRegistry()
-
 
 def streaming_tool(function: F) -> F:
     """Mark a tool that sends its own events; it must accept `_stream_callback`."""
@@ -242,21 +263,24 @@ def streaming_tool(function: F) -> F:
 
 
 def mcp_tool(*, name: str | None = None, description: str | None = None, tags: tuple[str, ...] = (),
-             registry: ToolRegistry | None = None, token_budget: TokenBudget | None = None) -> Callable[[F], F]:
-    """Register a function as a tool; the function itself is returned unchanged. A tool that calls
-    LLMs says how many tokens a call may use with `token_budget`."""
+             token_budget: TokenBudget | None = None) -> Callable[[F], F]:
+    """Declare a function a tool (it is returned unchanged, marked with its Tool): a registry adds it
+    with `add(function)` or `add_module(module)`. Stacked, it gives one function several names. A tool
+    that calls LLMs says how many tokens a call may use with `token_budget`."""
 
     def decorate(function: F) -> F:
-        target = _default_registry() if registry is None else registry
-        target.register(build_tool(function, name=name, description=description, tags=tags,
-                                   token_budget=token_budget))
+        tool = build_tool(function, name=name, description=description, tags=tags, token_budget=token_budget)
+        setattr(function, _TOOLS_MARK, (*tools_of(function), tool))
         return function
 
     return decorate
 
 
-def _default_registry() -> ToolRegistry:
-    return registry
+def tools_of(value: object) -> tuple[Tool, ...]:
+    """The tools `@mcp_tool` declared on `value`: none for anything else a module may hold (read from
+    its own `__dict__`, so an object answering every attribute, such as a mock, declares nothing)."""
+    declared = getattr(value, "__dict__", {}).get(_TOOLS_MARK, ())
+    return declared if isinstance(declared, tuple) else ()
 
 
 def build_tool(function: Callable[..., Any], *, name: str | None = None, description: str | None = None,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,14 +10,15 @@ import aiohttp_cors
 from aiohttp import web
 from aiohttp.log import server_logger
 
-import rhetor_stream.tools.builtin  # noqa: F401  (registers Echo, Wait, StreamText)
 from rhetor_stream import specialists
 from rhetor_stream.mcp import http as mcp_http
 from rhetor_stream.runs import RunManager, open_store
 from rhetor_stream.settings import Settings
 from rhetor_stream.stream.supervisor import StreamSupervisor
+from rhetor_stream.specialists import tools as specialist_tools
+from rhetor_stream.tools import builtin
 from rhetor_stream.tools.loading import load_tools
-from rhetor_stream.tools.registry import ToolRegistry, registry
+from rhetor_stream.tools.registry import ToolRegistry
 from rhetor_stream.stream.run import Activity
 from rhetor_stream.web import guard, handlers, runs
 from rhetor_stream.web.capacity import CAPACITY, Capacity, capacity_middleware
@@ -41,9 +42,23 @@ def static_dir() -> Path:
     return installed if installed.is_dir() else package.parent / "static"
 
 
+def served_tools(sources: Sequence[str] = ()) -> ToolRegistry:
+    """A fresh registry of the tools an app serves: the built-ins (Echo, Wait, StreamText), the
+    specialists' tools, then those of the `sources` modules (`--tools`) and of the entry-point group.
+    A module that cannot be served raises ToolLoadError naming it and the problem."""
+    tools = ToolRegistry()
+    tools.add_module(builtin)
+    tools.add_module(specialist_tools)
+    load_tools(sources, tools)
+    return tools
+
+
 def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None = None) -> web.Application:
+    """The server for `settings`. It serves `tools` if given (tests serve their own, and only those),
+    else `served_tools(settings.tools)`: a registry of its own, so apps in one process never share one."""
     settings = settings or Settings()
-    load_tools(settings.tools)  # a module that cannot be served stops start-up
+    if tools is None:
+        tools = served_tools(settings.tools)  # a module that cannot be served stops start-up
     # The security checks first: a request they refuse takes no place under --max-streams.
     app = web.Application(middlewares=[error_middleware, guard.security_middleware,
                                        capacity_middleware(LIMITED)],
@@ -56,7 +71,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
     manager = RunManager(open_store(settings), activity=activity, app=app, queue_size=settings.queue_size,
                          progress_interval=settings.progress_interval,
                          processing_tick=settings.processing_tick)
-    app[STATE] = AppState(settings=settings, tools=tools or registry, supervisor=supervisor,
+    app[STATE] = AppState(settings=settings, tools=tools, supervisor=supervisor,
                           static_dir=static_dir(), runs=manager, activity=activity)
     specialists.setup(app, settings)
     app.cleanup_ctx.append(_supervise)
@@ -116,7 +131,7 @@ def runner_options(settings: Settings) -> dict[str, Any]:
 def _allow_origins(app: web.Application, origins: tuple[str, ...], routes: list[web.AbstractRoute]) -> None:
     # A wildcard origin cannot be combined with credentials; explicit origins may send cookies.
     cors = aiohttp_cors.setup(app, defaults={
-        origin: aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
+        origin: aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]  # aiohttp_cors has no type hints
             allow_credentials=origin != "*", expose_headers="*", allow_headers="*",
             allow_methods=["GET", "POST", "DELETE"])
         for origin in origins

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import aiohttp
 import orjson
@@ -44,7 +45,7 @@ async def collect(provider: Provider) -> tuple[str, object]:
 
 def split_bytes(data: bytes, *cuts: int) -> list[bytes]:
     points = [0, *cuts, len(data)]
-    return [data[start:end] for start, end in zip(points, points[1:])]
+    return [data[start:end] for start, end in itertools.pairwise(points)]
 
 
 def openai_frames(*deltas: str, newline: str = "\n") -> bytes:
