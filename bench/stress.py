@@ -218,7 +218,7 @@ async def exchange(port: int, request: bytes, *, timeout: float, until: bytes | 
 
     try:
         await asyncio.wait_for(talk(), timeout)
-    except (asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, OSError) as exc:
         ended = isinstance(exc, OSError) and not isinstance(exc, asyncio.TimeoutError)
     match = re.match(rb"HTTP/1\.[01] (\d{3})", head)
     return Reply(int(match.group(1)) if match else None, head, ended, answered, time.monotonic() - started)
@@ -288,7 +288,7 @@ class Drain(asyncio.Protocol):
         window = self.tail + data
         if self.status is None and (match := re.match(rb"HTTP/1\.[01] (\d{3})", window)):
             self.status = int(match.group(1))
-        self.seen = self.seen or bool(self.marker) and self.marker in window
+        self.seen = self.seen or (bool(self.marker) and self.marker in window)
         self.tail = window[-64:]
 
 
@@ -300,7 +300,7 @@ async def open_drains(port: int, request: bytes, count: int, *, marker: bytes = 
         try:
             await asyncio.wait_for(loop.create_connection(lambda: drain, "127.0.0.1", port,
                                                           local_addr=source(index)), 3)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return None
         return drain
 
@@ -415,7 +415,7 @@ class PeakRss:
         """Wait `seconds`, or less once the cap is passed."""
         try:
             await asyncio.wait_for(self.over.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     def growth(self) -> str:

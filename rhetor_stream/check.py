@@ -137,7 +137,7 @@ async def run(url: str, names: list[str], *, quiet: bool, timeout: float, api_ke
             except aiohttp.ClientConnectorError:
                 print(f"cannot reach a rhetor_stream server at {url} (is it running?)", file=sys.stderr)
                 return 2
-            except (StreamClientError, aiohttp.ClientError, asyncio.TimeoutError, KeyError, ValueError) as exc:
+            except (TimeoutError, StreamClientError, aiohttp.ClientError, KeyError, ValueError) as exc:
                 results[name] = [f"{type(exc).__name__}: {exc}"]
     print("\nSummary")
     for name, found in results.items():

@@ -176,8 +176,8 @@ class Settings:
                                 "redis://host:port/db URL (shared by processes)", validator=_event_store)
     run_retention: float = _setting(300.0, "seconds a finished run's events stay available for replay",
                                     validator=_positive)
-    run_max_events: int = _setting(10_000, "events kept per run (past it, the oldest are dropped in blocks of a sixteenth)",
-                                   validator=_positive)
+    run_max_events: int = _setting(10_000, "events kept per run (past it, the oldest are dropped in blocks "
+                                   "of a sixteenth)", validator=_positive)
     run_max_bytes: int = _setting(16 * 1024 * 1024, "bytes of event data kept per run in memory",
                                   validator=_positive)
     run_store_max_bytes: int = _setting(256 * 1024 * 1024, "bytes of event data the memory store keeps "

@@ -6,7 +6,6 @@ import time
 from rhetor_stream.runs.memory import EVENT_COST, RUN_COST, MemoryEventStore
 from rhetor_stream.runs.store import RUNNING, EventsExpired, RunRecord, StoredEvent
 
-
 KB_EVENT = 1000 + EVENT_COST  # what a 1000-byte event counts against the bounds
 
 

@@ -2,17 +2,26 @@
 from __future__ import annotations
 
 import types
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import pytest
 
-from rhetor_stream.tools import (Alias, ArgumentError, Bounds, Known, StreamCallback, ToolRegistry, mcp_tool,
-                                  streaming_tool)
+from rhetor_stream.tools import (
+    Alias,
+    ArgumentError,
+    Bounds,
+    Known,
+    StreamCallback,
+    ToolRegistry,
+    mcp_tool,
+    streaming_tool,
+)
+
 
 @mcp_tool(name="Shape", description="Exercises every supported type.", tags=("test",))
 async def shape(text: str, count: Annotated[int, Bounds(ge=1, le=10)] = 1, ratio: float = 0.5,
-                flag: bool = False, items: Optional[list[str]] = None,
-                mode: Literal["a", "b"] = "a", extra: Optional[dict] = None) -> None:  # type: ignore[type-arg]
+                flag: bool = False, items: list[str] | None = None,
+                mode: Literal["a", "b"] = "a", extra: dict | None = None) -> None:  # type: ignore[type-arg]
     """Ignored: the description argument wins."""
 
 
@@ -90,7 +99,7 @@ def test_duplicate_names_and_bad_declarations_are_refused() -> None:
 
 @mcp_tool(name="Greet")
 async def greet(who: Annotated[str, Known("person", lambda app: app["people"])],
-                crowd: Annotated[Optional[list[str]], Known("person", lambda app: app["people"])] = None) -> None:
+                crowd: Annotated[list[str] | None, Known("person", lambda app: app["people"])] = None) -> None:
     """Names checked against what the app knows."""
 
 
@@ -114,7 +123,7 @@ def test_known_names_are_checked_against_the_app(arguments: dict[str, object], a
 
 
 @mcp_tool(name="Pick")
-async def pick(choices: Annotated[Optional[list[str]], Bounds(ge=1, le=2)] = None) -> None:
+async def pick(choices: Annotated[list[str] | None, Bounds(ge=1, le=2)] = None) -> None:
     """Bounds on a list count its items."""
 
 

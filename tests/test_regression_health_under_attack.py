@@ -55,7 +55,7 @@ async def _health(session: aiohttp.ClientSession, url: str) -> tuple[float, int]
     try:
         async with session.get(f"{url}/health", timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT)) as response:
             body = await response.json()
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pytest.fail(f"/health gave no answer within {HEALTH_TIMEOUT} s")
     return loop.time() - started, body["active_tools"]
 

@@ -11,8 +11,14 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from rhetor_stream.providers import (AnthropicProvider, ChatMessage, ChatRequest, OllamaProvider, OpenAIProvider,
-                                     UpstreamError)
+from rhetor_stream.providers import (
+    AnthropicProvider,
+    ChatMessage,
+    ChatRequest,
+    OllamaProvider,
+    OpenAIProvider,
+    UpstreamError,
+)
 from rhetor_stream.providers.base import HTTPProvider
 from tests.conftest import MakeClient, post_stream
 from tests.fake_upstream import FAST_HTTP, Upstream

@@ -32,7 +32,7 @@ async def _events(client: TestClient, run_id: str, last_event_id: str) -> tuple[
             return response.status, await response.text()
     try:
         return await asyncio.wait_for(get(), 3)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pytest.fail(f"resuming after {last_event_id} kept the stream open")
 
 

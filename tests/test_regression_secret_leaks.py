@@ -44,7 +44,7 @@ def echo(request: web.Request) -> tuple[str, dict[str, str]]:
     authorization = request.headers.get("Authorization", "")
     secret = request.headers.get("x-api-key", "") or authorization.partition(" ")[2]
     if authorization.startswith("Basic "):
-        user, _, password = base64.b64decode(secret).decode().partition(":")
+        _user, _, password = base64.b64decode(secret).decode().partition(":")
         secret = password
     url = f"http://{USER}:{secret}@{request.host}{request.path}"
     text = (f"Incorrect API key provided: {secret}. You sent '{authorization}' to {url}; key ends in "

@@ -10,8 +10,14 @@ from __future__ import annotations
 import aiohttp
 import orjson
 
-from rhetor_stream.providers import (AnthropicProvider, ChatMessage, ChatRequest, ChatStream, OllamaProvider,
-                                     OpenAIProvider)
+from rhetor_stream.providers import (
+    AnthropicProvider,
+    ChatMessage,
+    ChatRequest,
+    ChatStream,
+    OllamaProvider,
+    OpenAIProvider,
+)
 from rhetor_stream.providers.base import HTTPProvider
 from tests.fake_upstream import FAST_HTTP, Upstream
 
@@ -36,7 +42,7 @@ async def test_openai_usage_is_asked_for_and_read_from_the_last_chunk(upstream: 
               {"choices": [{"delta": {}, "finish_reason": "stop"}], "usage": None},
               {"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13}}]
     upstream.chunks = [b"".join(b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks) + b"data: [DONE]\n\n"]
-    text, stream = await finish(OpenAIProvider(session, base_url=upstream.url, http=FAST_HTTP))
+    _text, stream = await finish(OpenAIProvider(session, base_url=upstream.url, http=FAST_HTTP))
     assert upstream.requests[0]["stream_options"] == {"include_usage": True}
     assert (stream.usage.input_tokens, stream.usage.output_tokens) == (12, 1)
 
@@ -46,5 +52,5 @@ async def test_ollama_counts(upstream: Upstream, session: aiohttp.ClientSession)
     upstream.chunks = [b'{"message":{"content":"Hi"},"done":false}\n'
                        b'{"message":{"content":""},"done":true,"done_reason":"stop","prompt_eval_count":9,'
                        b'"eval_count":2}\n']
-    text, stream = await finish(OllamaProvider(session, base_url=upstream.url, http=FAST_HTTP))
+    _text, stream = await finish(OllamaProvider(session, base_url=upstream.url, http=FAST_HTTP))
     assert (stream.usage.input_tokens, stream.usage.output_tokens) == (9, 2)

@@ -34,7 +34,7 @@ def test_stream_with_every_line_ending(newline: str) -> None:
 
 @pytest.mark.parametrize("newline", ["\n", "\r", "\r\n"])
 def test_every_split_position_gives_the_same_events(newline: str) -> None:
-    raw = ("\ufeff" + STREAM.format(nl=newline) + "data: 日本✓{nl}{nl}".format(nl=newline)).encode()
+    raw = ("\ufeff" + STREAM.format(nl=newline) + f"data: 日本✓{newline}{newline}").encode()
     whole = parse(raw)
     assert whole[-1].data == "日本✓"
     for cut in range(len(raw) + 1):

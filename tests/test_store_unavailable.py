@@ -10,7 +10,6 @@ import redis.asyncio as redis
 
 from rhetor_stream.runs.redis_store import RedisEventStore
 from rhetor_stream.runs.store import RUNNING, RunRecord
-
 from tests.conftest import DisposableRedis, LiveReader, MakeClient, eventually
 
 

@@ -11,6 +11,7 @@ from rhetor_stream.tools import ToolError, ToolRegistry, mcp_tool
 from rhetor_stream.web.app import create_app
 from tests.conftest import FAST, post_stream, read_events
 
+
 @mcp_tool(name="Refuse")
 async def refuse(reason: str) -> None:
     raise ToolError(f"refused: {reason}", code="refused")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from rhetor_stream.settings import Settings
 from rhetor_stream.sse.parser import SSEParser
 from rhetor_stream.tools.loading import ToolLoadError
-from rhetor_stream.settings import Settings
 from rhetor_stream.web.app import create_app, served_tools
 from rhetor_stream.web.state import STATE
 from tests.conftest import ROOT, spawn_server, stop_server

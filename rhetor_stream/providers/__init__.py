@@ -4,8 +4,16 @@ from __future__ import annotations
 import aiohttp
 
 from rhetor_stream.providers.anthropic import AnthropicProvider
-from rhetor_stream.providers.base import (ChatMessage, ChatRequest, ChatStream, HTTPSettings, Provider,
-                                          UpstreamError, Usage, provider_secrets)
+from rhetor_stream.providers.base import (
+    ChatMessage,
+    ChatRequest,
+    ChatStream,
+    HTTPSettings,
+    Provider,
+    UpstreamError,
+    Usage,
+    provider_secrets,
+)
 from rhetor_stream.providers.ollama import OllamaProvider
 from rhetor_stream.providers.openai import OpenAIProvider
 from rhetor_stream.providers.simulated import SimulatedProvider

@@ -30,8 +30,7 @@ import aiohttp
 import attrs
 import orjson
 
-from rhetor_stream.security.secrets import (Scrubber, basic_token, credential_secrets, public_url,
-                                             url_credentials)
+from rhetor_stream.security.secrets import Scrubber, basic_token, credential_secrets, public_url, url_credentials
 from rhetor_stream.tools.registry import ToolError
 
 log = logging.getLogger("rhetor_stream.providers")
@@ -220,7 +219,7 @@ class HTTPProvider(Provider):
                                     f"empty body); the prompt may be longer than the context of model "
                                     f"{request.model!r}", code="upstream_incomplete") from None
             raise
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamError(f"{self.name} sent nothing for {self._http.read_timeout:g} s "
                                 f"(model {request.model})", code="upstream_timeout") from None
         except (aiohttp.ClientError, ConnectionError) as exc:
@@ -260,7 +259,7 @@ class HTTPProvider(Provider):
                     raise self._unreachable(exc, url, attempt) from None
                 log.info("%s at %s: connect failed (%s); retrying", self.name, url, type(exc).__name__)
                 await asyncio.sleep(self._http.backoff * 2 ** (attempt - 1))
-            except asyncio.TimeoutError:  # aiohttp's SocketTimeoutError: sent, and no answer in time
+            except TimeoutError:  # aiohttp's SocketTimeoutError: sent, and no answer in time
                 raise UpstreamError(f"{self.name} did not answer within {self._http.read_timeout:g} s "
                                     f"(model {request.model}); the request was sent once and is not repeated",
                                     code="upstream_timeout") from None
@@ -341,7 +340,7 @@ def _retry_after(response: aiohttp.ClientResponse) -> int | None:
 async def _safe_text(response: aiohttp.ClientResponse) -> str:
     try:
         return (await response.content.read(4096)).decode("utf-8", "replace")
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         return ""
 
 

@@ -92,7 +92,7 @@ class RunEvents:
             self.changed = asyncio.get_running_loop().create_future()
         try:
             await asyncio.wait_for(asyncio.shield(self.changed), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     def wake(self) -> None:

@@ -14,8 +14,16 @@ from typing import Any, Protocol
 import attrs
 
 from rhetor_stream.runs.recorder import RunRecorder
-from rhetor_stream.runs.store import (FINAL_STATUSES, RUNNING, STORE_UNAVAILABLE, EventsExpired, EventStore,
-                                     RunRecord, StoredEvent, StoreUnavailable)
+from rhetor_stream.runs.store import (
+    FINAL_STATUSES,
+    RUNNING,
+    STORE_UNAVAILABLE,
+    EventsExpired,
+    EventStore,
+    RunRecord,
+    StoredEvent,
+    StoreUnavailable,
+)
 from rhetor_stream.stream.channel import Item, encode_payload
 from rhetor_stream.stream.run import Activity, StreamOptions, ToolRun, failure, new_run_id
 from rhetor_stream.tools.registry import Tool

@@ -23,7 +23,6 @@ import attrs
 
 from rhetor_stream.runs.store import EventsExpired, EventStore, RunRecord, StoredEvent
 
-
 # What an event and a run cost beyond the event data (CPython 3.11: ~130 and ~430 bytes): the
 # StoredEvent, its bytes header, its number and its list slot; a run's log, record, key and expiry entry.
 EVENT_COST = sys.getsizeof(StoredEvent(1 << 20, "", b"")) + sys.getsizeof(b"") + sys.getsizeof(1 << 20) + 8

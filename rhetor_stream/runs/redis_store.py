@@ -47,8 +47,15 @@ from typing import Any, ParamSpec, TypeVar
 import attrs
 
 from rhetor_stream.runs.held import HeldEvents, RunEvents
-from rhetor_stream.runs.store import (RUNNING, EventsExpired, EventStore, RunRecord, StoredEvent,
-                                     StoreUnavailable, unheard)
+from rhetor_stream.runs.store import (
+    RUNNING,
+    EventsExpired,
+    EventStore,
+    RunRecord,
+    StoredEvent,
+    StoreUnavailable,
+    unheard,
+)
 
 try:
     import redis.asyncio as redis
@@ -219,7 +226,7 @@ class RedisEventStore(EventStore):
             while await asyncio.wait_for(self._write_round(), _WRITE_TIMEOUT):
                 pass
             await self._redis.delete(self._lease_key(self._instance))
-        except (RedisError, asyncio.TimeoutError) as exc:  # shutting down with Redis gone: say so
+        except (TimeoutError, RedisError) as exc:  # shutting down with Redis gone: say so
             unwritten = sum(run.last - run.written for run in self._dirty.values())
             log.warning("could not write the last %d run event(s) to redis at shutdown: %s", unwritten,
                         exc or type(exc).__name__)
@@ -350,7 +357,7 @@ class RedisEventStore(EventStore):
     async def problem(self) -> str | None:
         try:
             await asyncio.wait_for(self._redis.ping(), _HEALTH_TIMEOUT)
-        except (RedisConnectionError, RedisTimeoutError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisConnectionError, RedisTimeoutError) as exc:
             return self.cannot_reach(exc)
         return None
 
@@ -401,7 +408,7 @@ class RedisEventStore(EventStore):
         while True:
             try:
                 wrote = await asyncio.wait_for(self._write_round(), _WRITE_TIMEOUT)
-            except (RedisError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, RedisError) as exc:
                 self.went_away(exc)
                 self._round_ended()
                 await asyncio.sleep(pause)
@@ -603,7 +610,7 @@ class _Followers:
                     pipe.expire(self._wake_key, RUNNING_TTL)
                     await pipe.execute()
             return await asyncio.wait_for(asyncio.shield(waiter.found), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return []  # (events handed over at that very moment are read again from `after`)
         finally:
             self._leave(key, waiter)
@@ -660,5 +667,5 @@ def _report_failure(flush: asyncio.Task[None]) -> None:
 def _safe(url: str) -> str:
     """The URL without its password, for error messages."""
     scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
+    _credentials, at, host = rest.rpartition("@")
     return f"{scheme}{sep}{'***@' if at else ''}{host}"

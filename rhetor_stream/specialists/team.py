@@ -130,7 +130,7 @@ class TeamChat:
                        chunk_size=self.chunk_size, on_chunk=chunk if stream_chunks else None),
                 self.service.specialist_timeout)
             entry["content"] = result["content"]
-        except asyncio.TimeoutError:
+        except TimeoutError:
             entry.update(content="", error=f"{specialist.name} gave no answer within "
                                            f"{self.service.specialist_timeout:g} s", code="upstream_timeout")
         except UpstreamError as exc:

@@ -6,21 +6,29 @@ They also answer to the original Rhetor's names and arguments (`ListAISpecialist
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 
 from rhetor_stream.specialists.answer import answer
 from rhetor_stream.specialists.service import SPECIALISTS, SpecialistService
 from rhetor_stream.specialists.team import TeamChat, participants
-from rhetor_stream.tools.registry import (Alias, Bounds, Known, StreamCallback, ToolContext, ToolError, mcp_tool,
-                                          streaming_tool)
+from rhetor_stream.tools.registry import (
+    Alias,
+    Bounds,
+    Known,
+    StreamCallback,
+    ToolContext,
+    ToolError,
+    mcp_tool,
+    streaming_tool,
+)
 
 MessageType = Literal["chat", "analysis", "coding", "planning", "review", "coordination", "task_assignment"]
 Mode = Literal["round_robin", "parallel"]
 Style = Literal["collaborative", "directive", "exploratory"]
 Rounds = Annotated[int, Bounds(ge=1, le=10), Alias("max_rounds")]
-ConversationId = Annotated[Optional[str], Alias("context_id")]
+ConversationId = Annotated[str | None, Alias("context_id")]
 # Every specialist in the roster is served: there is no other status (the original had more).
 STATUS = "active"
 
@@ -31,7 +39,7 @@ def _roster(app: web.Application) -> Collection[str]:
 
 _KNOWN_SPECIALIST = Known("specialist", _roster)
 SpecialistId = Annotated[str, _KNOWN_SPECIALIST]
-SpecialistIds = Annotated[Optional[list[str]], _KNOWN_SPECIALIST, Bounds(ge=1)]
+SpecialistIds = Annotated[list[str] | None, _KNOWN_SPECIALIST, Bounds(ge=1)]
 
 
 def _service(context: ToolContext) -> SpecialistService:
@@ -63,9 +71,9 @@ def _matches(value: str, wanted: str | None) -> bool:
           tags=("specialists",))
 @mcp_tool(name="ListSpecialists", description="List the AI specialists, their roles, providers and models; "
           "optionally only those of one status, role or component.", tags=("specialists",))
-async def list_specialists(status: Annotated[Optional[str], Alias("filter_by_status")] = None,
-                           role: Annotated[Optional[str], Alias("filter_by_type")] = None,
-                           component: Annotated[Optional[str], Alias("filter_by_component")] = None, *,
+async def list_specialists(status: Annotated[str | None, Alias("filter_by_status")] = None,
+                           role: Annotated[str | None, Alias("filter_by_type")] = None,
+                           component: Annotated[str | None, Alias("filter_by_component")] = None, *,
                            _context: ToolContext) -> list[dict[str, Any]]:
     service = _service(_context)
     return [{**{key: value for key, value in specialist.describe().items() if key != "system_prompt"},
@@ -123,7 +131,7 @@ async def send_message_to_specialist_stream(specialist_id: SpecialistId, message
 @mcp_tool(name="OrchestrateTeamChat", description="Let specialists discuss a topic; return the transcript.",
           tags=("specialists",), token_budget=_team_chat)
 async def orchestrate_team_chat(topic: str, specialists: SpecialistIds = None, rounds: Rounds = 2,
-                                mode: Mode = "round_robin", initial_prompt: Optional[str] = None,
+                                mode: Mode = "round_robin", initial_prompt: str | None = None,
                                 orchestration_style: Style = "collaborative", *,
                                 _context: ToolContext) -> dict[str, Any]:
     service = _service(_context)
@@ -137,7 +145,7 @@ async def orchestrate_team_chat(topic: str, specialists: SpecialistIds = None, r
           tags=("specialists", "streaming"), token_budget=_team_chat)
 @streaming_tool
 async def orchestrate_team_chat_stream(topic: str, specialists: SpecialistIds = None, rounds: Rounds = 2,
-                                       mode: Mode = "round_robin", initial_prompt: Optional[str] = None,
+                                       mode: Mode = "round_robin", initial_prompt: str | None = None,
                                        orchestration_style: Style = "collaborative", *,
                                        _stream_callback: StreamCallback,
                                        _context: ToolContext) -> dict[str, Any]:

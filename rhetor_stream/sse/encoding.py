@@ -69,7 +69,7 @@ def _id_line(id: str | int | None) -> bytes:
     _refuse_line_breaks("id", text)
     if "\0" in text:
         raise ValueError("SSE field 'id' must not contain NUL (browsers ignore such ids)")
-    return f"id: {text}\n".encode("utf-8")
+    return f"id: {text}\n".encode()
 
 
 def _event_line(event: str | None) -> bytes:
@@ -78,7 +78,7 @@ def _event_line(event: str | None) -> bytes:
     line = _EVENT_LINES.get(event)
     if line is None:
         _refuse_line_breaks("event", event)
-        line = f"event: {event}\n".encode("utf-8")
+        line = f"event: {event}\n".encode()
         if len(_EVENT_LINES) < _EVENT_LINES_MAX:
             _EVENT_LINES[event] = line
     return line

@@ -51,7 +51,7 @@ def id_head(prefix: str | None) -> bytes:
         return b"id: "
     if "\n" in prefix or "\r" in prefix or "\0" in prefix:
         raise ValueError(f"an event id prefix must not contain CR, LF or NUL: {prefix!r}")
-    return f"id: {prefix}-".encode("utf-8")
+    return f"id: {prefix}-".encode()
 
 
 def sequence_number(event_id: str) -> int | None:

@@ -12,7 +12,7 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -32,7 +32,7 @@ MAX_RESUME_GRACE = 3600
 
 def timestamp() -> str:
     """ISO 8601 UTC with milliseconds: readable in logs and parseable by `Date` in browsers."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 RUN_ID_SHAPE = "32 lowercase hexadecimal digits"

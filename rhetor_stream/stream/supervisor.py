@@ -82,7 +82,7 @@ class StreamSupervisor:
         for item in items:
             item.drop("server_shutdown")
         waits = {asyncio.ensure_future(item.wait_closed()): item for item in items}
-        done, pending = await asyncio.wait(waits, timeout=timeout)
+        _done, pending = await asyncio.wait(waits, timeout=timeout)
         if pending:
             log.warning("%d stream(s) did not end within %.1fs of shutdown; closing their connections",
                         len(pending), timeout)

@@ -14,12 +14,12 @@ from rhetor_stream import specialists
 from rhetor_stream.mcp import http as mcp_http
 from rhetor_stream.runs import RunManager, open_store
 from rhetor_stream.settings import Settings
-from rhetor_stream.stream.supervisor import StreamSupervisor
 from rhetor_stream.specialists import tools as specialist_tools
+from rhetor_stream.stream.run import Activity
+from rhetor_stream.stream.supervisor import StreamSupervisor
 from rhetor_stream.tools import builtin
 from rhetor_stream.tools.loading import load_tools
 from rhetor_stream.tools.registry import ToolRegistry
-from rhetor_stream.stream.run import Activity
 from rhetor_stream.web import guard, handlers, runs
 from rhetor_stream.web.capacity import CAPACITY, Capacity, capacity_middleware
 from rhetor_stream.web.errors import ServerLog, error_middleware

@@ -114,7 +114,7 @@ def admit_run(request: web.Request) -> Refusal | None:
     return None
 
 
-def _identify(request: web.Request, guard: Guard) -> str | None | web.Response:
+def _identify(request: web.Request, guard: Guard) -> str | web.Response | None:
     """The caller's key id (None without keys, or without a key where none is needed), or the 401."""
     if not guard.keys.enabled:
         return None

@@ -14,7 +14,6 @@ from rhetor_stream.web.errors import ApiError, malformed_request
 from rhetor_stream.web.guard import check_token_budget
 from rhetor_stream.web.state import STATE
 
-
 # No tool takes arguments nested anywhere near this deep; past it, validating and describing a value
 # (`repr` in an error message) would recurse towards Python's own limit. orjson refuses 1,024 levels.
 MAX_JSON_DEPTH = 64
