@@ -18,7 +18,8 @@ PY = sys.executable
 SERVERS: dict[str, Callable[[int], list[str]]] = {
     # The load generator is one client address: the per-client cap must not be what is measured.
     "rhetor_stream": lambda port: [PY, "-m", "rhetor_stream", "--port", str(port), "--log-level", "warning",
-                                   "--max-streams", "10000", "--max-streams-per-client", "10000"],
+                                   "--max-streams", "10000", "--max-streams-per-client", "10000",
+                                   "--tools", str(ROOT / "bench" / "tools.py")],
     "aiohttp-sse": lambda port: [PY, "-m", "bench.peers.aiohttp_sse_peer", "--port", str(port)],
     "sse-starlette": lambda port: [PY, "-m", "bench.peers.sse_starlette_peer", "--port", str(port)],
     "raw floor": lambda port: [PY, "-m", "bench.peers.raw_floor", "--port", str(port)],

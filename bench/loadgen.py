@@ -90,15 +90,17 @@ def post_bytes(port: int, path: str, body: dict[str, Any], headers: str = "") ->
 
 
 def workload(path: str, port: int, *, count: int, size: int = 128, idle: bool = False) -> bytes:
-    """The request of one stream: `test` (the test stream), `run` (StreamText in word chunks, one
-    event per word; `Wait` for an hour when `idle`), `run-deltas` (StreamText with no chunking: one
-    event per delta as the tool sends it, the run path without the chunker's work) or `run-sentences`
-    (one sentence a chunk, as /mcp cuts it)."""
+    """The request of one stream: `test` (the test stream), `run` (POST /stream of the bench's `Chunks`
+    tool: the same chunks as the test stream, through a run; `Wait` for an hour when `idle`), `run-words`
+    (StreamText in word chunks: the chunker's work too, one event per word), `run-deltas` (StreamText with
+    no chunking, one event per delta) or `run-sentences` (one sentence a chunk, as /mcp cuts it)."""
     if path == "test":
         return request_bytes(port, 2 if idle else count, size, 3_600_000 if idle else 0)
     if idle:
         return run_request(port, "Wait", {"seconds": 3600})
-    chunk_size = {"run": "word", "run-deltas": "none"}.get(path, "sentence")
+    if path == "run":
+        return run_request(port, "Chunks", {"count": count, "size": size}, include_progress=False)
+    chunk_size = {"run-words": "word", "run-deltas": "none"}.get(path, "sentence")
     return run_request(port, "StreamText", {"text": _text(count, chunk_size), "delay_ms": 0}, chunk_size=chunk_size,
                        include_progress=False)
 
@@ -207,8 +209,8 @@ async def idle(port: int, streams: int, path: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("mode", choices=["throughput", "first-event", "idle", "mcp"])
-    parser.add_argument("--path", choices=["test", "run", "run-deltas", "run-sentences"], default="test",
-                        help="test: GET /stream/test (every server); run: POST /stream (rhetor_stream's runs)")
+    parser.add_argument("--path", choices=["test", "run", "run-words", "run-deltas", "run-sentences"], default="test",
+                        help="test: GET /stream/test (every server); run*: POST /stream (rhetor_stream's runs)")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--count", type=int, default=200_000)

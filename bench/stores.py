@@ -15,7 +15,7 @@ import subprocess
 import time
 from typing import Any
 
-from bench.harness import PY, free_port, loadgen, start_server
+from bench.harness import SERVERS, free_port, loadgen, start_server
 
 
 def start_redis() -> tuple[subprocess.Popen[bytes], str] | None:
@@ -42,8 +42,7 @@ def start_redis() -> tuple[subprocess.Popen[bytes], str] | None:
 def measure(plan: dict[str, int], *flags: str, pinned: bool = True) -> dict[str, Any]:
     """One run alone and `streams` runs at once, events per second (medians), on a fresh server."""
     process, port = start_server(f"rhetor_stream {' '.join(flags)}", lambda port: [
-        PY, "-m", "rhetor_stream", "--port", str(port), "--log-level", "warning", "--max-streams", "10000",
-        "--max-streams-per-client", "10000", *flags], pinned=pinned)
+        *SERVERS["rhetor_stream"](port), *flags], pinned=pinned)
     try:
         loadgen("throughput", port, path="run", count=1000)  # warm-up (every worker imports lazily)
         single, concurrent, errors = [], [], 0
