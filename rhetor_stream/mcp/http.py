@@ -372,7 +372,7 @@ async def get(request: web.Request) -> web.StreamResponse:
         raise TransportError(400, protocol.INVALID_REQUEST, f"Last-Event-ID {raw[:80]!r} is past the end of "
                              "that stream")
     return await follow(request, run_id, after, local=state.runs.local(run_id), hold_back=False,
-                        headers=SSE_HEADERS, frames=lambda retry_ms: McpFrames(stream, run_id, retry_ms))
+                        frames=lambda retry_ms: McpFrames(stream, run_id, retry_ms))
 
 
 @_transport_errors

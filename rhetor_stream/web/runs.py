@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import suppress
 
 from aiohttp import ClientConnectionResetError, web
@@ -53,8 +53,8 @@ async def stream_as_run(request: web.Request) -> web.StreamResponse:
     run = await state.runs.create(call.tool, call.arguments, call.options, grace=grace)
     guard.hold_slot(request, run)
     # Where to resume: a browser can hand it to EventSource (with keys it carries the run token).
-    headers = {**SSE_HEADERS, "X-Events-URL": _events_url(request, run.run_id)}
-    return await follow(request, run.run_id, 0, local=run, hold_back=True, headers=headers)
+    return await follow(request, run.run_id, 0, local=run, hold_back=True,
+                        events_url=_events_url(request, run.run_id))
 
 
 async def start_run(request: web.Request) -> web.Response:
@@ -112,14 +112,16 @@ async def cancel_run(request: web.Request) -> web.Response:
 
 
 async def follow(request: web.Request, run_id: str, after: int, *, local: LocalRun | None,
-                 hold_back: bool, headers: Mapping[str, str] = SSE_HEADERS,
+                 hold_back: bool, events_url: str | None = None,
                  frames: Callable[[int], Frames] | None = None) -> web.StreamResponse:
     """Stream a run's log after event `after` to this client; `frames(retry_ms)` frames it
-    differently (the MCP transport), by default as our events."""
+    differently (the MCP transport), by default as our events. `events_url` goes out as the
+    X-Events-URL header (it is not kept: every byte an open stream holds counts)."""
     state = request.app[STATE]
     settings = state.settings
     retry_ms = round(settings.retry_ms * random.uniform(1.0, 1.25))
-    response = web.StreamResponse(headers=headers)
+    response = web.StreamResponse(headers=SSE_HEADERS if events_url is None else
+                                  {**SSE_HEADERS, "X-Events-URL": events_url})
     follower = RunFollower(request, response, frames(retry_ms) if frames is not None else
                            EventFrames(id_prefix(run_id), retry_ms), max_bytes=settings.queue_bytes,
                            local=local is not None)
