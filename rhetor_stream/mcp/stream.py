@@ -26,7 +26,7 @@ from rhetor_stream.mcp import protocol
 from rhetor_stream.mcp.protocol import RequestId
 from rhetor_stream.runs.store import StoredEvent
 from rhetor_stream.sse.encoding import encode_numbered
-from rhetor_stream.sse.ids import id_head
+from rhetor_stream.sse.ids import EventId, InvalidEventId, id_head
 from rhetor_stream.stream.channel import Payload
 
 
@@ -65,9 +65,12 @@ class CallStream:
 
 def parse_event_id(raw: str) -> tuple[str, CallStream, int] | None:
     """`(run_id, call, n)` from an event id this transport sent, or None."""
-    prefix, _, number = raw.rpartition("-")
-    run_id, _, encoded = prefix.partition(".")
-    if not (number.isascii() and number.isdigit() and len(number) <= 12 and run_id and encoded):
+    try:
+        event_id = EventId.parse(raw)
+    except InvalidEventId:
+        return None
+    run_id, _, encoded = event_id.prefix.partition(".")
+    if not (run_id and encoded):
         return None
     try:
         session, request_id, token = orjson.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
@@ -75,7 +78,7 @@ def parse_event_id(raw: str) -> tuple[str, CallStream, int] | None:
         return None
     if not isinstance(session, str) or not _is_id(request_id) or not (token is None or _is_id(token)):
         return None
-    return run_id, CallStream(session, request_id, token), int(number)
+    return run_id, CallStream(session, request_id, token), event_id.number
 
 
 def _is_id(value: Any) -> bool:

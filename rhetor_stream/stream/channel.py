@@ -79,10 +79,6 @@ class EventChannel:
         self.write_started: float | None = None
         self.last_write = 0.0
 
-    @property
-    def finished(self) -> bool:
-        return self._finished
-
     async def send(self, event: str, data: Payload) -> None:
         """Queue an event; waits while the client is behind (that is the backpressure)."""
         while not self._has_room() and not self._finished:
