@@ -140,10 +140,10 @@ class Settings:
                                    validator=_non_negative)
     # Stream machinery limits.
     max_body_bytes: int = _setting(1024 * 1024, "largest accepted request body in bytes", validator=_positive)
-    queue_size: int = _setting(256, "events buffered per stream before the tool waits for the client",
+    queue_size: int = _setting(256, "events a tool may get ahead of its client before it waits for it",
                                validator=_positive)
-    queue_bytes: int = _setting(1024 * 1024, "bytes of events buffered per stream before the tool waits for "
-                                "the client; also the largest single write to a client", validator=_positive)
+    queue_bytes: int = _setting(1024 * 1024, "the largest single write to a client; also the bytes the test "
+                                "stream's queue holds", validator=_positive)
     send_timeout: float = _setting(30.0, "seconds a client may stop reading before it is dropped",
                                    validator=_positive)
     heartbeat: float = _setting(15.0, "seconds without an event before a ': ping' comment; 0 disables it",

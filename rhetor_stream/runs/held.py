@@ -138,8 +138,8 @@ class HeldEvents:
         run.last = event.seq
         self._order.append((run, event.seq))
         self._count += 1
-        self.bytes += cost(event)
-        return self.make_room()
+        self.bytes += len(event.data) + EVENT_OVERHEAD
+        return self.bytes <= self.limit or self.make_room()
 
     def make_room(self) -> bool:
         """Forget written events, oldest first, until the held ones fit; False if they cannot."""

@@ -84,7 +84,9 @@ _POOL_TIMEOUT = 20.0  # seconds a command waits for a free pooled connection bef
 
 # KEYS: the run's events, its hash. ARGV: the top the log must have, the events bound, the keys'
 # expiry (s), 'end' or 'run', then the hash fields' count and pairs, then the first event's seq and
-# event, data pairs (a batch is consecutive: one number, not one per event, to encode and send).
+# the batch's events as one argument, `name LF data LF` each (a batch is consecutive: one number, not
+# one per event; one argument, because packing an argument costs the writer more than Redis splitting
+# it: names never hold a line break, and orjson never writes one).
 # Appends only what is above the log's top, so a batch sent twice adds nothing twice. A log whose top
 # is below the expected one lost what this process wrote (Redis restarted empty): nothing is written
 # and the top is returned, for the caller to write again what it still holds. 'end' writes the final
@@ -99,11 +101,17 @@ if #last > 0 then top = tonumber(string.match(last[1][1], '-(%d+)$')) end
 if top < tonumber(ARGV[1]) then return top end
 local fields = tonumber(ARGV[5]) * 2
 local seq = tonumber(ARGV[6 + fields])
-for i = 7 + fields, #ARGV, 2 do
+local batch = ARGV[7 + fields]
+local at = 1
+while at <= #batch do
+  local name_end = string.find(batch, '\\n', at, true)
+  local data_end = string.find(batch, '\\n', name_end + 1, true)
   if seq > top then
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '0-' .. seq, 'e', ARGV[i], 'd', ARGV[i + 1])
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '0-' .. seq, 'e', string.sub(batch, at, name_end - 1),
+               'd', string.sub(batch, name_end + 1, data_end - 1))
   end
   seq = seq + 1
+  at = data_end + 1
 end
 if fields > 0 and (ARGV[4] == 'end' or redis.call('EXISTS', KEYS[2]) == 0) then
   redis.call('HSET', KEYS[2], unpack(ARGV, 6, 5 + fields))
@@ -479,8 +487,7 @@ class RedisEventStore(EventStore):
         for pair in fields.items():
             args.extend(pair)
         args.append(events[0].seq if events else 0)
-        for event in events:
-            args.extend((event.event, event.data))
+        args.append(b"".join([b"%s\n%s\n" % (event.event.encode(), event.data) for event in events]))
         return args
 
     def _write_again(self, run: RunEvents, top: int) -> None:
