@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from rhetor_stream.stream.run import StreamOptions
 from rhetor_stream.tools.registry import ArgumentError, Tool, ToolRegistry
@@ -28,17 +28,15 @@ class ToolCall:
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object, or an ApiError with the status that names the problem."""
-    if request.content_type != "application/json":
+    # From the header, not `request.content_type`, which caches its parts on the request (see _read_body).
+    media_type = request.headers.get(hdrs.CONTENT_TYPE, "application/octet-stream").partition(";")[0].strip()
+    if media_type.lower() != "application/json":
         raise ApiError(415, "unsupported_media_type",
-                       f"send the body as JSON with 'Content-Type: application/json' "
-                       f"(got {request.content_type!r})")
+                       f"send the body as JSON with 'Content-Type: application/json' (got {media_type!r})")
     settings = request.app[STATE].settings
     try:
         async with asyncio.timeout(settings.body_timeout):
-            raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise ApiError(413, "body_too_large", f"request body is larger than the limit of "
-                       f"{settings.max_body_bytes} bytes") from None
+            raw = await _read_body(request, settings.max_body_bytes)
     except TimeoutError:
         # A body sent a few bytes at a time would hold its connection (and slot) for ever.
         raise ApiError(408, "body_timeout", f"the request body did not arrive within "
@@ -54,6 +52,17 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     if _deeper_than(body, MAX_JSON_DEPTH):
         raise ApiError(400, "json_too_deep", f"request body nests arrays and objects deeper than "
                        f"the depth limit of {MAX_JSON_DEPTH} levels")
+    return body
+
+
+async def _read_body(request: web.Request, limit: int) -> bytearray:
+    """The body, refused past `limit` bytes. Not `request.read()`: that keeps the body on the request,
+    whose attribute dict then grows by most of a kilobyte for as long as the stream stays open."""
+    body = bytearray()
+    while chunk := await request.content.readany():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, "body_too_large", f"request body is larger than the limit of {limit} bytes")
     return body
 
 
