@@ -87,7 +87,9 @@ class Usage:
 
 
 class UpstreamError(ToolError):
-    """A provider failure with one of the stable `upstream_*` codes."""
+    """A provider failure with one of the stable `upstream_*` codes (a bad gateway, said in HTTP)."""
+
+    status = 502
 
 
 class ChatStream:

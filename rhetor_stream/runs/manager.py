@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from rhetor_stream.errors import RhetorError
 from rhetor_stream.runs.recorder import RunRecorder
 from rhetor_stream.runs.store import (
     FINAL_STATUSES,
@@ -25,7 +26,7 @@ from rhetor_stream.runs.store import (
     StoreUnavailable,
 )
 from rhetor_stream.stream.channel import Item, encode_payload
-from rhetor_stream.stream.run import Activity, StreamOptions, ToolRun, failure, new_run_id
+from rhetor_stream.stream.run import Activity, StreamOptions, ToolRun, error_frames, new_run_id
 from rhetor_stream.tools.registry import Tool
 
 log = logging.getLogger("rhetor_stream.runs")
@@ -150,9 +151,10 @@ class RunManager:
         record = await self.store.get(run_id)
         if record is None or record.status != RUNNING or run_id in self._local:
             return record
-        lost = f"the server process running {record.tool_name} stopped without ending the run"
+        lost = RhetorError(f"the server process running {record.tool_name} stopped without ending the run",
+                           code="run_lost")
         final = [(event, encode_payload(data))
-                 for event, data in failure(lost, "run_lost", "run_lost", tool_name=record.tool_name)]
+                 for event, data in error_frames(lost, reason=lost.code, tool_name=record.tool_name)]
         if await self.store.reap(record, "error", final):
             return await self.store.get(run_id)
         return record
@@ -239,7 +241,7 @@ class RunManager:
                     if not events and run_id not in self._local and await self.record(run_id) is None:
                         return  # the run expired while we waited
                 except EventsExpired as exc:
-                    await follower.deliver(as_logged(after, failure(str(exc), "events_expired", "events_expired")))
+                    await follower.deliver(as_logged(after, error_frames(exc, reason=exc.code)))
                     return
                 except StoreUnavailable as exc:
                     log.debug("subscriber of run %s at #%d waits for the event store: %s", run_id, after, exc)

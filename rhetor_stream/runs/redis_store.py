@@ -53,6 +53,7 @@ from rhetor_stream.runs.store import (
     EventStore,
     RunRecord,
     StoredEvent,
+    StoreMisconfigured,
     StoreUnavailable,
     unheard,
 )
@@ -62,8 +63,9 @@ try:
     from redis.asyncio.connection import BlockingConnectionPool
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
+    from redis.exceptions import AuthenticationError, AuthenticationWrongNumberOfArgsError
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import NoScriptError, RedisError
+    from redis.exceptions import NoPermissionError, NoScriptError, RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError:
     raise RuntimeError("the redis event store needs the redis package: from the rhetor_stream checkout, run "
@@ -81,6 +83,12 @@ _REWRITE_FIRST, _REWRITE_LAST = 0.05, 1.0  # pauses between tries to write held 
 _WRITE_TIMEOUT = 5.0  # a write Redis does not answer (a hung server) counts as Redis away
 _READ_COUNT = 1000  # entries one XREAD returns per stream
 _POOL_TIMEOUT = 20.0  # seconds a command waits for a free pooled connection before it fails
+# Redis refusing the credentials of the URL (a wrong or missing password or user): an operator has
+# to fix that, however long a client waits.
+_REFUSED = (AuthenticationError, AuthenticationWrongNumberOfArgsError)
+# What makes a command fail for a reason of the store's, not of the command: StoreUnavailable. A
+# user whose ACL forbids a command we need (NOPERM) is refused too.
+_UNSERVED = (RedisConnectionError, RedisTimeoutError, *_REFUSED, NoPermissionError)
 
 # KEYS: the run's events, its hash. ARGV: the top the log must have, the events bound, the keys'
 # expiry (s), 'end' or 'run', then the hash fields' count and pairs, then the first event's seq and
@@ -154,17 +162,17 @@ T = TypeVar("T")
 
 
 def _reachable(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Redis being away is a StoreUnavailable (HTTP 503 before a stream), not an internal error;
-    and the store starts watching for its return."""
+    """Redis being away (or refusing us) is a StoreUnavailable (HTTP 503 before a stream), not an
+    internal error; and the store starts watching for its return."""
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await method(*args, **kwargs)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except _UNSERVED as exc:
             store = args[0]
             assert isinstance(store, RedisEventStore)
             store.went_away(exc)
-            raise StoreUnavailable(store.cannot_reach(exc)) from None
+            raise store.unavailable(exc) from None
     return call
 
 
@@ -199,7 +207,7 @@ class RedisEventStore(EventStore):
         self._held = HeldEvents(buffer_bytes)
         # Runs with events or an end to write: a write round looks at these, not at every open run.
         self._dirty: dict[str, RunEvents] = {}
-        self._away: str | None = None  # why Redis cannot be reached, while it cannot
+        self._away: BaseException | None = None  # what Redis failed with, while it cannot serve us
         self._recheck = False  # after an outage: check every held run's log and record in Redis
         self._writing = asyncio.Lock()
         self._flushing: asyncio.Task[None] | None = None
@@ -213,16 +221,24 @@ class RedisEventStore(EventStore):
         try:
             await self._redis.ping()
         except Exception as exc:
-            raise RuntimeError(self.cannot_reach(exc)) from None
+            raise self.unavailable(exc) from None
         await self._renew()
         self._renewing = asyncio.create_task(self._keep_renewing(), name="rhetor_stream redis lease")
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(self._cancel_channel)
         self._listener = asyncio.create_task(self._listen(pubsub), name="rhetor_stream redis cancel")
 
-    def cannot_reach(self, exc: BaseException) -> str:
-        """The one way this store says Redis is out of reach: where (no password) and why."""
-        return f"cannot reach the redis event store at {_safe(self._url)}: {exc or type(exc).__name__}"
+    def unavailable(self, exc: BaseException) -> StoreUnavailable:
+        """The one way this store says Redis cannot serve it: where (no password) and why. Refused
+        credentials are a StoreMisconfigured: no client retry fixes those."""
+        where = _safe(self._url)
+        if isinstance(exc, NoPermissionError):
+            return StoreMisconfigured(f"the redis event store at {where} refused a command to the user of "
+                                      f"--event-store: {exc}")
+        if isinstance(exc, _REFUSED):
+            return StoreMisconfigured(f"the redis event store at {where} refused the credentials of "
+                                      f"--event-store (a wrong or missing user or password): {exc}")
+        return StoreUnavailable(f"cannot reach the redis event store at {where}: {exc or type(exc).__name__}")
 
     async def close(self) -> None:
         self._followers.close()
@@ -255,7 +271,7 @@ class RedisEventStore(EventStore):
             run.overflowed = True
             log.warning("run %s ends: %d bytes of events wait for the redis event store, more than "
                         "--event-store-buffer-bytes (%d) allows (%s)", run_id, self._held.bytes,
-                        self._held.limit, self._away)
+                        self._held.limit, self.unavailable(self._away))
             self._on_overflow(run_id)
         self._dirty[run_id] = run
         self._schedule_flush()
@@ -304,15 +320,15 @@ class RedisEventStore(EventStore):
                 return []
             await run.wait(left)  # written, held while away, forgotten, or the time is up
         if self._away is not None:
-            raise StoreUnavailable(self._away)
+            raise self.unavailable(self._away)
         return await self._read_log(run_id, after, max(deadline - loop.time(), 0.0) if wait > 0 else 0.0)
 
     def went_away(self, exc: BaseException) -> None:
         """Redis failed a command: hold events, serve subscribers from them, and probe until it is back."""
         if self._away is None:
-            self._away = self.cannot_reach(exc)
+            self._away = exc
             log.warning("%s; holding the events of %d run(s) until it is back (at most %d bytes)",
-                        self._away, len(self._held), self._held.limit)
+                        self.unavailable(exc), len(self._held), self._held.limit)
             for run in self._held.runs():
                 run.wake()  # their followers here read the unwritten events meanwhile
         self._schedule_flush()
@@ -358,15 +374,15 @@ class RedisEventStore(EventStore):
         try:
             await self._redis.set(key, secrets.token_hex(32), nx=True)
             value = await self._redis.get(key)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise RuntimeError(self.cannot_reach(exc)) from None
+        except _UNSERVED as exc:
+            raise self.unavailable(exc) from None
         return value if isinstance(value, bytes) else str(value).encode()
 
     async def problem(self) -> str | None:
         try:
             await asyncio.wait_for(self._redis.ping(), _HEALTH_TIMEOUT)
-        except (TimeoutError, RedisConnectionError, RedisTimeoutError) as exc:
-            return self.cannot_reach(exc)
+        except (TimeoutError, *_UNSERVED) as exc:
+            return self.unavailable(exc).message
         return None
 
     async def _renew(self) -> bool:
