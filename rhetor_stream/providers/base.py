@@ -30,6 +30,7 @@ import aiohttp
 import attrs
 import orjson
 
+from rhetor_stream.backoff import Backoff
 from rhetor_stream.security.secrets import Scrubber, basic_token, credential_secrets, public_url, url_credentials
 from rhetor_stream.tools.registry import ToolError
 
@@ -120,7 +121,8 @@ class HTTPSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     retries: int = 2
-    backoff: float = 0.25
+    backoff: float = 0.25  # the first pause before connecting again; they grow up to backoff_cap
+    backoff_cap: float = 4.0
 
 
 @attrs.define
@@ -245,6 +247,7 @@ class HTTPProvider(Provider):
         url = self.base_url + self.endpoint()
         timeout = aiohttp.ClientTimeout(sock_connect=self._http.connect_timeout,
                                         sock_read=self._http.read_timeout)
+        backoff = Backoff(self._http.backoff, self._http.backoff_cap)
         for attempt in range(1, self._http.retries + 2):
             try:
                 # No redirects: a redirect would carry the key headers to wherever it points.
@@ -260,7 +263,7 @@ class HTTPProvider(Provider):
                 if attempt > self._http.retries:
                     raise self._unreachable(exc, url, attempt) from None
                 log.info("%s at %s: connect failed (%s); retrying", self.name, url, type(exc).__name__)
-                await asyncio.sleep(self._http.backoff * 2 ** (attempt - 1))
+                await backoff.wait()
             except TimeoutError:  # aiohttp's SocketTimeoutError: sent, and no answer in time
                 raise UpstreamError(f"{self.name} did not answer within {self._http.read_timeout:g} s "
                                     f"(model {request.model}); the request was sent once and is not repeated",

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import attrs
 
+from rhetor_stream.backoff import Backoff
 from rhetor_stream.errors import RhetorError
 from rhetor_stream.runs.recorder import RunRecorder
 from rhetor_stream.runs.store import (
@@ -233,7 +233,7 @@ class RunManager:
         key = object()
         if recorder is not None:
             recorder.read_up_to(key, after)
-        pause = _RETRY_FIRST
+        backoff = Backoff(_RETRY_FIRST, _RETRY_LAST)
         try:
             while True:
                 try:
@@ -246,10 +246,9 @@ class RunManager:
                 except StoreUnavailable as exc:
                     log.debug("subscriber of run %s at #%d waits for the event store: %s", run_id, after, exc)
                     await follower.idle()
-                    await asyncio.sleep(pause * random.uniform(1.0, 1.25))
-                    pause = min(pause * 2, _RETRY_LAST)
+                    await backoff.wait()
                     continue
-                pause = _RETRY_FIRST
+                backoff.reset()
                 if not events:
                     await follower.idle()
                     continue

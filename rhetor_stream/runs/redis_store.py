@@ -46,6 +46,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import attrs
 
+from rhetor_stream.backoff import Backoff
 from rhetor_stream.runs.held import HeldEvents, RunEvents
 from rhetor_stream.runs.store import (
     RUNNING,
@@ -428,18 +429,17 @@ class RedisEventStore(EventStore):
 
     async def _keep_writing(self) -> None:
         """Write rounds until nothing is left; while Redis is away, try again with growing pauses."""
-        pause = _REWRITE_FIRST
+        backoff = Backoff(_REWRITE_FIRST, _REWRITE_LAST)
         while True:
             try:
                 wrote = await asyncio.wait_for(self._write_round(), _WRITE_TIMEOUT)
             except (TimeoutError, RedisError) as exc:
                 self.went_away(exc)
                 self._round_ended()
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, _REWRITE_LAST)
+                await backoff.wait()
                 continue
             self._round_ended()
-            pause = _REWRITE_FIRST
+            backoff.reset()
             if self._away is not None:
                 self._came_back()
             elif not wrote and not self._to_write():  # (events added while the round returned)
@@ -551,7 +551,7 @@ class RedisEventStore(EventStore):
 
     async def _listen(self, pubsub: Any) -> None:
         """Hear cancellations for as long as the process lives, through Redis restarts too."""
-        pause = _RELISTEN_FIRST
+        backoff = Backoff(_RELISTEN_FIRST, _RELISTEN_LAST)
         with contextlib.suppress(asyncio.CancelledError):
             while True:
                 try:
@@ -559,13 +559,13 @@ class RedisEventStore(EventStore):
                         if message.get("type") == "message":
                             self._on_cancel(message["data"].decode())
                         elif message.get("type") == "subscribe":  # (re)subscribed: catch up
-                            pause = _RELISTEN_FIRST
+                            backoff.reset()
                             await self._cancel_requested_while_away()
                 except (RedisConnectionError, RedisTimeoutError) as exc:
                     # redis-py reconnects and subscribes again on the next listen.
+                    pause = backoff.next()
                     log.warning("lost the redis cancel channel (%s); listening again in %.1f s", exc, pause)
                     await asyncio.sleep(pause)
-                    pause = min(pause * 2, _RELISTEN_LAST)
         await pubsub.aclose()
 
     async def _cancel_requested_while_away(self) -> None:
