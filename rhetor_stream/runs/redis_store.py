@@ -64,9 +64,9 @@ try:
     from redis.asyncio.connection import BlockingConnectionPool
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.exceptions import AuthenticationError, AuthenticationWrongNumberOfArgsError
+    from redis.exceptions import (AuthenticationError, AuthenticationWrongNumberOfArgsError, NoPermissionError,
+                                  NoScriptError, RedisError)
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import NoPermissionError, NoScriptError, RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError:
     raise RuntimeError("the redis event store needs the redis package: from the rhetor_stream checkout, run "

@@ -7,7 +7,7 @@ any `RhetorError` (see `rhetor_stream.errors`) a handler raises is answered by `
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -56,10 +56,15 @@ class ServerLog(logging.LoggerAdapter[logging.Logger]):
 
 
 class ApiError(RhetorError):
-    """A request a handler refuses: the status and code given here, the context as `extra` fields."""
+    """A request a handler or middleware refuses: the status and code given here, the context as
+    `extra` fields, `headers` of the response's own (`Retry-After`, `WWW-Authenticate`); `close`
+    ends the connection after the answer, for a client that should not send another on it."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None,
+                 close: bool = False, **extra: Any) -> None:
         super().__init__(message, code=code, status=status, details=extra)
+        self.headers = dict(headers or {})
+        self.close = close
 
 
 def json_response(data: Any, *, status: int = 200) -> web.Response:
@@ -76,11 +81,13 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large
 
 def http_error(request: web.Request, exc: RhetorError) -> web.Response:
     """The one way an error of the vocabulary becomes an HTTP response (before a stream starts)."""
-    if exc.status >= 500:  # the server's side of things: worth a line in the log (not a traceback)
-        log.warning("%s %s: %s", request.method, request.path, exc)
     response = error_response(exc.status, exc.code, exc.public_message, **exc.details)
-    if exc.status == 408:  # a client too slow to send its request does not get to send another
-        response.force_close()
+    if isinstance(exc, ApiError):  # a refusal its raiser decided on (and logged, when worth it)
+        response.headers.update(exc.headers)
+        if exc.close:
+            response.force_close()
+    elif exc.status >= 500:  # a part of the server failed (the store): a line in the log, no traceback
+        log.warning("%s %s: %s", request.method, request.path, exc)
     return response
 
 
