@@ -21,7 +21,8 @@ ends, with an `error` event of code `event_store_unavailable` and a `disconnect`
 Reads. A follower of a run executing in this process (the client of `POST /stream`, the common case)
 reads no Redis at all: the held tail serves it the events Redis confirmed, and falls back to Redis
 only when the events it needs were forgotten (it fell that far behind, or the run ended seconds
-ago). Followers of runs executing elsewhere that have caught up share one blocking XREAD
+ago). Such a run's last event number and final status come from this process too, so whoever read
+its end finds them even before Redis has them (say, back from an outage, before the next write). Followers of runs executing elsewhere that have caught up share one blocking XREAD
 (`_Followers`), so a thousand of them hold one connection, not a thousand; a new one interrupts that
 XREAD through a wake-up stream of this process's own rather than waiting out its block. Everything else is short
 commands on a bounded pool (`--event-store-connections`) that waits for a free connection rather
@@ -296,6 +297,12 @@ class RedisEventStore(EventStore):
 
     @_reachable
     async def get(self, run_id: str) -> RunRecord | None:
+        held = self._held.get(run_id)
+        status, record = held.ending if held is not None and held.ending is not None else (RUNNING, None)
+        if record is not None:
+            # Ended here, and maybe not yet in Redis (it was away, and the writer waits to try again):
+            # its followers here may have read its last event, so its final status is what they find.
+            return attrs.evolve(record, status=status, owner=self._instance)
         fields = await self._redis.hgetall(self._run_key(run_id))
         if not fields:
             return None
@@ -346,8 +353,13 @@ class RedisEventStore(EventStore):
             raise EventsExpired(run_id, events[0].seq)
         return events
 
-    @_reachable
     async def last_seq(self, run_id: str) -> int:
+        # A run of this process: it knows its last event, written to Redis or not yet (like `get`).
+        run = self._held.readable(run_id)
+        return run.last if run is not None else await self._last_in_log(run_id)
+
+    @_reachable
+    async def _last_in_log(self, run_id: str) -> int:
         last = await self._redis.xrevrange(self._events_key(run_id), count=1)
         return int(last[0][0].split(b"-")[1]) if last else 0
 
