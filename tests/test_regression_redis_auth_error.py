@@ -41,14 +41,15 @@ def test_start_up_says_the_credentials_were_refused(protected_redis: int, creden
 async def test_a_password_changed_under_a_running_server_is_a_503_that_says_so(
         make_client: MakeClient, protected_redis: int) -> None:
     client = await make_client(event_store=f"redis://:{PASSWORD}@127.0.0.1:{protected_redis}/0")
-    assert (await client.post("/api/mcp/v2/stream", json={"tool_name": "Echo", "arguments": {"text": "a"}})).status == 200
+    echo = {"tool_name": "Echo", "arguments": {"text": "a"}}
+    assert (await client.post("/api/mcp/v2/stream", json=echo)).status == 200
 
     admin = redis.Redis(port=protected_redis, password=PASSWORD)
     await admin.config_set("requirepass", WRONG)
     await admin.client_kill_filter(_type="normal", skipme=True)  # the server must log in again
     await admin.aclose()
 
-    response = await client.post("/api/mcp/v2/stream", json={"tool_name": "Echo", "arguments": {"text": "a"}})
+    response = await client.post("/api/mcp/v2/stream", json=echo)
     body = await response.json()
     assert response.status == 503 and body["code"] == "event_store_misconfigured", body
     assert "refused the credentials" in body["error"] and "try again" not in body["error"], body

@@ -1,9 +1,9 @@
 """Regression: a run that ended while Redis was away still said `running` once Redis was back, until
 the writer's next try put its end in Redis (up to a second later): its client had read `complete` and
 `disconnect` (served from what the process holds) and then found a status that contradicted them, or
-none at all when Redis came back empty, and a last event number below the one it had. The store's promise is that a reader who has seen a run's
-last event finds its final status too. (The writer is kept from trying again here, so the window
-stays open for as long as the test needs.)"""
+none at all when Redis came back empty, and a last event number below the one it had. The store's
+promise is that a reader who has seen a run's last event finds its final status too. (The writer is
+kept from trying again here, so the window stays open for as long as the test needs.)"""
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +14,6 @@ import pytest
 from rhetor_stream.runs import redis_store
 from rhetor_stream.runs.redis_store import RedisEventStore
 from rhetor_stream.runs.store import RUNNING, RunRecord, StoredEvent
-
 from tests.conftest import DisposableRedis, eventually
 
 

@@ -22,9 +22,10 @@ Reads. A follower of a run executing in this process (the client of `POST /strea
 reads no Redis at all: the held tail serves it the events Redis confirmed, and falls back to Redis
 only when the events it needs were forgotten (it fell that far behind, or the run ended seconds
 ago). Such a run's last event number and final status come from this process too, so whoever read
-its end finds them even before Redis has them (say, back from an outage, before the next write). Followers of runs executing elsewhere that have caught up share one blocking XREAD
-(`_Followers`), so a thousand of them hold one connection, not a thousand; a new one interrupts that
-XREAD through a wake-up stream of this process's own rather than waiting out its block. Everything else is short
+its end finds them even before Redis has them (say, back from an outage, before the next write).
+Followers of runs executing elsewhere that have caught up share one blocking XREAD (`_Followers`),
+so a thousand of them hold one connection, not a thousand; a new one interrupts that XREAD through a
+wake-up stream of this process's own rather than waiting out its block. Everything else is short
 commands on a bounded pool (`--event-store-connections`) that waits for a free connection rather
 than failing with "Too many connections".
 
@@ -65,8 +66,13 @@ try:
     from redis.asyncio.connection import BlockingConnectionPool
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.exceptions import (AuthenticationError, AuthenticationWrongNumberOfArgsError, NoPermissionError,
-                                  NoScriptError, RedisError)
+    from redis.exceptions import (
+        AuthenticationError,
+        AuthenticationWrongNumberOfArgsError,
+        NoPermissionError,
+        NoScriptError,
+        RedisError,
+    )
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError:
