@@ -20,7 +20,6 @@ failure leaves a provider through `HTTPProvider._outgoing`, which scrubs what th
 from __future__ import annotations
 
 import abc
-import asyncio
 import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
