@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 from aiohttp import web
 
+from rhetor_stream.errors import RhetorError
 from rhetor_stream.settings import PROVIDERS, Settings, SettingsError
 from rhetor_stream.specialists.roster import load_roster
 from rhetor_stream.web.app import create_app, runner_options, served_tools
@@ -60,7 +61,7 @@ def _run(settings: Settings, ready: Any = None) -> None:
         print(f"rhetor_stream: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
               file=sys.stderr)
         raise SystemExit(1) from None
-    except RuntimeError as exc:  # e.g. the event store cannot be reached
+    except (RhetorError, RuntimeError) as exc:  # the event store is away or refuses us; no redis package
         print(f"rhetor_stream: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     except SettingsError as exc:  # e.g. a bad --specialists file or --tools module

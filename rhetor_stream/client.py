@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import attrs
 
+from rhetor_stream.backoff import Backoff
 from rhetor_stream.sse.parser import aiter_events
 from rhetor_stream.wording import plural
 
@@ -129,11 +130,13 @@ class StreamClient:
     async def _resume(self, position: _Position, reconnects: int) -> AsyncIterator[StreamEvent]:
         assert position.run_id is not None
         failures = 0
+        backoff = Backoff(_RESUME_FIRST, _RESUME_LAST)
         while not position.ended:
             if failures > reconnects:
                 raise StreamClientError(0, f"the stream of run {position.run_id} broke off and could not "
                                            f"be resumed after {plural(reconnects, 'attempt')}", "stream_lost")
-            await asyncio.sleep(min(_BACKOFF * 2 ** failures, _BACKOFF_MAX) if failures else 0)
+            if failures:  # the first try after a cut is at once: the run is most likely still there
+                await backoff.wait()
             seen = position.count
             try:
                 async for event in self._events(position.run_id, position.last_id, position):
@@ -143,7 +146,11 @@ class StreamClient:
             except StreamClientError as exc:
                 if exc.status != 503:  # 503: the server or its event store is coming back
                     raise
-            failures = 0 if position.count > seen else failures + 1
+            if position.count > seen:
+                failures = 0
+                backoff.reset()
+            else:
+                failures += 1
 
     async def process(self, tool_name: str, arguments: Mapping[str, Any] | None = None) -> Any:
         """Run a tool and return its result; a tool failure raises StreamClientError."""
@@ -175,7 +182,7 @@ class StreamClient:
 
 # A connection that broke: the run may still be going, so a resumable stream reconnects.
 _BROKEN = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError)
-_BACKOFF, _BACKOFF_MAX = 0.2, 3.0
+_RESUME_FIRST, _RESUME_LAST = 0.4, 3.0  # pauses between failed tries to resume a stream
 
 
 def _stream_cut(cause: BaseException | None) -> StreamClientError:

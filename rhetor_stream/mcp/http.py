@@ -135,7 +135,7 @@ def _transport_errors(handler: Callable[[web.Request], Awaitable[web.StreamRespo
             return exc.response()
         except StoreUnavailable as exc:
             log.warning("%s %s: %s", request.method, request.path, exc)
-            return _json(protocol.error(None, protocol.INTERNAL_ERROR, f"{exc}; try again shortly"), status=503)
+            return _json(protocol.server_error(None, exc), status=exc.status)
     handle.__doc__ = handler.__doc__
     return handle
 
@@ -279,7 +279,7 @@ async def _start_call(request: web.Request, session: Session, message: Message,
     try:
         guard.check_token_budget(request, checked.tool, checked.arguments)
     except ApiError as exc:
-        return protocol.result(message.id, protocol.tool_error(exc.message, exc.code, **exc.extra))
+        return protocol.refused(message.id, exc)
     refusal = guard.admit_run(request)
     if refusal is not None:
         return protocol.result(message.id, protocol.tool_error(refusal.message, "rate_limited", limit=refusal.limit))

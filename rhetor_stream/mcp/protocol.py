@@ -16,6 +16,7 @@ import attrs
 import orjson
 
 from rhetor_stream import __version__
+from rhetor_stream.errors import RhetorError
 from rhetor_stream.tools.registry import ArgumentError, Tool, ToolRegistry
 
 JSONRPC = "2.0"
@@ -176,8 +177,20 @@ def check_call(message: Message, tools: ToolRegistry, app: Any) -> ToolCall | di
     try:
         arguments = tool.validate(params.get("arguments"), app=app)
     except ArgumentError as exc:
-        return result(message.id, tool_error(exc.message, exc.code, argument=exc.argument))
+        return refused(message.id, exc)
     return ToolCall(tool, arguments, token)
+
+
+def refused(id: RequestId | None, exc: RhetorError) -> dict[str, Any]:
+    """A call refused before it runs (bad arguments, a token budget it would exceed): a result with
+    `isError`, like a failed call, so the model can read why and fix it."""
+    return result(id, tool_error(exc.public_message, exc.code, **exc.details))
+
+
+def server_error(id: RequestId | None, exc: RhetorError) -> dict[str, Any]:
+    """A request the server cannot serve now (its event store is away): a JSON-RPC error whose
+    `data` carries our code, so a client can tell a store that is away from one that refuses us."""
+    return error(id, INTERNAL_ERROR, exc.public_message, {"code": exc.code})
 
 
 def set_level(message: Message) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from rhetor_stream.errors import RhetorError
 from rhetor_stream.mcp import protocol
 from rhetor_stream.mcp.protocol import Message, RequestId, RpcError
 from rhetor_stream.mcp.stream import CallStream, McpRelay
@@ -98,7 +99,7 @@ class StdioServer:
         try:
             run = await self.state.runs.create(checked.tool, checked.arguments, StreamOptions(), grace=None)
         except StoreUnavailable as exc:
-            self.send(protocol.error(message.id, protocol.INTERNAL_ERROR, f"{exc}; try again shortly"))
+            self.send(protocol.server_error(message.id, exc))
             return
         self.calls[message.id] = run
         try:
@@ -142,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
     try:
         asyncio.run(serve(settings))
-    except (SettingsError, RuntimeError) as exc:  # a bad --tools or --specialists, an unreachable store
+    except (SettingsError, RhetorError, RuntimeError) as exc:  # a bad --tools or --specialists, the store
         print(f"rhetor_stream.mcp: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     except KeyboardInterrupt:

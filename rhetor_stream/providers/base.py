@@ -20,7 +20,6 @@ failure leaves a provider through `HTTPProvider._outgoing`, which scrubs what th
 from __future__ import annotations
 
 import abc
-import asyncio
 import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
@@ -30,6 +29,7 @@ import aiohttp
 import attrs
 import orjson
 
+from rhetor_stream.backoff import Backoff
 from rhetor_stream.security.secrets import Scrubber, basic_token, credential_secrets, public_url, url_credentials
 from rhetor_stream.tools.registry import ToolError
 
@@ -87,7 +87,9 @@ class Usage:
 
 
 class UpstreamError(ToolError):
-    """A provider failure with one of the stable `upstream_*` codes."""
+    """A provider failure with one of the stable `upstream_*` codes (a bad gateway, said in HTTP)."""
+
+    status = 502
 
 
 class ChatStream:
@@ -118,7 +120,8 @@ class HTTPSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     retries: int = 2
-    backoff: float = 0.25
+    backoff: float = 0.25  # the first pause before connecting again; they grow up to backoff_cap
+    backoff_cap: float = 4.0
 
 
 @attrs.define
@@ -243,6 +246,7 @@ class HTTPProvider(Provider):
         url = self.base_url + self.endpoint()
         timeout = aiohttp.ClientTimeout(sock_connect=self._http.connect_timeout,
                                         sock_read=self._http.read_timeout)
+        backoff = Backoff(self._http.backoff, self._http.backoff_cap)
         for attempt in range(1, self._http.retries + 2):
             try:
                 # No redirects: a redirect would carry the key headers to wherever it points.
@@ -258,7 +262,7 @@ class HTTPProvider(Provider):
                 if attempt > self._http.retries:
                     raise self._unreachable(exc, url, attempt) from None
                 log.info("%s at %s: connect failed (%s); retrying", self.name, url, type(exc).__name__)
-                await asyncio.sleep(self._http.backoff * 2 ** (attempt - 1))
+                await backoff.wait()
             except TimeoutError:  # aiohttp's SocketTimeoutError: sent, and no answer in time
                 raise UpstreamError(f"{self.name} did not answer within {self._http.read_timeout:g} s "
                                     f"(model {request.model}); the request was sent once and is not repeated",

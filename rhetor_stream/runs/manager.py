@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import attrs
 
+from rhetor_stream.backoff import Backoff
+from rhetor_stream.errors import RhetorError
 from rhetor_stream.runs.recorder import RunRecorder
 from rhetor_stream.runs.store import (
     FINAL_STATUSES,
@@ -25,7 +26,7 @@ from rhetor_stream.runs.store import (
     StoreUnavailable,
 )
 from rhetor_stream.stream.channel import Item, encode_payload
-from rhetor_stream.stream.run import Activity, StreamOptions, ToolRun, failure, new_run_id
+from rhetor_stream.stream.run import Activity, StreamOptions, ToolRun, error_frames, new_run_id
 from rhetor_stream.tools.registry import Tool
 
 log = logging.getLogger("rhetor_stream.runs")
@@ -150,9 +151,10 @@ class RunManager:
         record = await self.store.get(run_id)
         if record is None or record.status != RUNNING or run_id in self._local:
             return record
-        lost = f"the server process running {record.tool_name} stopped without ending the run"
+        lost = RhetorError(f"the server process running {record.tool_name} stopped without ending the run",
+                           code="run_lost")
         final = [(event, encode_payload(data))
-                 for event, data in failure(lost, "run_lost", "run_lost", tool_name=record.tool_name)]
+                 for event, data in error_frames(lost, reason=lost.code, tool_name=record.tool_name)]
         if await self.store.reap(record, "error", final):
             return await self.store.get(run_id)
         return record
@@ -231,7 +233,7 @@ class RunManager:
         key = object()
         if recorder is not None:
             recorder.read_up_to(key, after)
-        pause = _RETRY_FIRST
+        backoff = Backoff(_RETRY_FIRST, _RETRY_LAST)
         try:
             while True:
                 try:
@@ -239,15 +241,14 @@ class RunManager:
                     if not events and run_id not in self._local and await self.record(run_id) is None:
                         return  # the run expired while we waited
                 except EventsExpired as exc:
-                    await follower.deliver(as_logged(after, failure(str(exc), "events_expired", "events_expired")))
+                    await follower.deliver(as_logged(after, error_frames(exc, reason=exc.code)))
                     return
                 except StoreUnavailable as exc:
                     log.debug("subscriber of run %s at #%d waits for the event store: %s", run_id, after, exc)
                     await follower.idle()
-                    await asyncio.sleep(pause * random.uniform(1.0, 1.25))
-                    pause = min(pause * 2, _RETRY_LAST)
+                    await backoff.wait()
                     continue
-                pause = _RETRY_FIRST
+                backoff.reset()
                 if not events:
                     await follower.idle()
                     continue

@@ -21,9 +21,11 @@ ends, with an `error` event of code `event_store_unavailable` and a `disconnect`
 Reads. A follower of a run executing in this process (the client of `POST /stream`, the common case)
 reads no Redis at all: the held tail serves it the events Redis confirmed, and falls back to Redis
 only when the events it needs were forgotten (it fell that far behind, or the run ended seconds
-ago). Followers of runs executing elsewhere that have caught up share one blocking XREAD
-(`_Followers`), so a thousand of them hold one connection, not a thousand; a new one interrupts that
-XREAD through a wake-up stream of this process's own rather than waiting out its block. Everything else is short
+ago). Such a run's last event number and final status come from this process too, so whoever read
+its end finds them even before Redis has them (say, back from an outage, before the next write).
+Followers of runs executing elsewhere that have caught up share one blocking XREAD (`_Followers`),
+so a thousand of them hold one connection, not a thousand; a new one interrupts that XREAD through a
+wake-up stream of this process's own rather than waiting out its block. Everything else is short
 commands on a bounded pool (`--event-store-connections`) that waits for a free connection rather
 than failing with "Too many connections".
 
@@ -46,6 +48,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import attrs
 
+from rhetor_stream.backoff import Backoff
 from rhetor_stream.runs.held import HeldEvents, RunEvents
 from rhetor_stream.runs.store import (
     RUNNING,
@@ -53,6 +56,7 @@ from rhetor_stream.runs.store import (
     EventStore,
     RunRecord,
     StoredEvent,
+    StoreMisconfigured,
     StoreUnavailable,
     unheard,
 )
@@ -62,8 +66,14 @@ try:
     from redis.asyncio.connection import BlockingConnectionPool
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
+    from redis.exceptions import (
+        AuthenticationError,
+        AuthenticationWrongNumberOfArgsError,
+        NoPermissionError,
+        NoScriptError,
+        RedisError,
+    )
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import NoScriptError, RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError:
     raise RuntimeError("the redis event store needs the redis package: from the rhetor_stream checkout, run "
@@ -81,6 +91,12 @@ _REWRITE_FIRST, _REWRITE_LAST = 0.05, 1.0  # pauses between tries to write held 
 _WRITE_TIMEOUT = 5.0  # a write Redis does not answer (a hung server) counts as Redis away
 _READ_COUNT = 1000  # entries one XREAD returns per stream
 _POOL_TIMEOUT = 20.0  # seconds a command waits for a free pooled connection before it fails
+# Redis refusing the credentials of the URL (a wrong or missing password or user): an operator has
+# to fix that, however long a client waits.
+_REFUSED = (AuthenticationError, AuthenticationWrongNumberOfArgsError)
+# What makes a command fail for a reason of the store's, not of the command: StoreUnavailable. A
+# user whose ACL forbids a command we need (NOPERM) is refused too.
+_UNSERVED = (RedisConnectionError, RedisTimeoutError, *_REFUSED, NoPermissionError)
 
 # KEYS: the run's events, its hash. ARGV: the top the log must have, the events bound, the keys'
 # expiry (s), 'end' or 'run', then the hash fields' count and pairs, then the first event's seq and
@@ -154,17 +170,17 @@ T = TypeVar("T")
 
 
 def _reachable(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Redis being away is a StoreUnavailable (HTTP 503 before a stream), not an internal error;
-    and the store starts watching for its return."""
+    """Redis being away (or refusing us) is a StoreUnavailable (HTTP 503 before a stream), not an
+    internal error; and the store starts watching for its return."""
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await method(*args, **kwargs)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except _UNSERVED as exc:
             store = args[0]
             assert isinstance(store, RedisEventStore)
             store.went_away(exc)
-            raise StoreUnavailable(store.cannot_reach(exc)) from None
+            raise store.unavailable(exc) from None
     return call
 
 
@@ -199,7 +215,7 @@ class RedisEventStore(EventStore):
         self._held = HeldEvents(buffer_bytes)
         # Runs with events or an end to write: a write round looks at these, not at every open run.
         self._dirty: dict[str, RunEvents] = {}
-        self._away: str | None = None  # why Redis cannot be reached, while it cannot
+        self._away: BaseException | None = None  # what Redis failed with, while it cannot serve us
         self._recheck = False  # after an outage: check every held run's log and record in Redis
         self._writing = asyncio.Lock()
         self._flushing: asyncio.Task[None] | None = None
@@ -213,16 +229,24 @@ class RedisEventStore(EventStore):
         try:
             await self._redis.ping()
         except Exception as exc:
-            raise RuntimeError(self.cannot_reach(exc)) from None
+            raise self.unavailable(exc) from None
         await self._renew()
         self._renewing = asyncio.create_task(self._keep_renewing(), name="rhetor_stream redis lease")
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(self._cancel_channel)
         self._listener = asyncio.create_task(self._listen(pubsub), name="rhetor_stream redis cancel")
 
-    def cannot_reach(self, exc: BaseException) -> str:
-        """The one way this store says Redis is out of reach: where (no password) and why."""
-        return f"cannot reach the redis event store at {_safe(self._url)}: {exc or type(exc).__name__}"
+    def unavailable(self, exc: BaseException) -> StoreUnavailable:
+        """The one way this store says Redis cannot serve it: where (no password) and why. Refused
+        credentials are a StoreMisconfigured: no client retry fixes those."""
+        where = _safe(self._url)
+        if isinstance(exc, NoPermissionError):
+            return StoreMisconfigured(f"the redis event store at {where} refused a command to the user of "
+                                      f"--event-store: {exc}")
+        if isinstance(exc, _REFUSED):
+            return StoreMisconfigured(f"the redis event store at {where} refused the credentials of "
+                                      f"--event-store (a wrong or missing user or password): {exc}")
+        return StoreUnavailable(f"cannot reach the redis event store at {where}: {exc or type(exc).__name__}")
 
     async def close(self) -> None:
         self._followers.close()
@@ -255,7 +279,7 @@ class RedisEventStore(EventStore):
             run.overflowed = True
             log.warning("run %s ends: %d bytes of events wait for the redis event store, more than "
                         "--event-store-buffer-bytes (%d) allows (%s)", run_id, self._held.bytes,
-                        self._held.limit, self._away)
+                        self._held.limit, self.unavailable(self._away))
             self._on_overflow(run_id)
         self._dirty[run_id] = run
         self._schedule_flush()
@@ -279,6 +303,12 @@ class RedisEventStore(EventStore):
 
     @_reachable
     async def get(self, run_id: str) -> RunRecord | None:
+        held = self._held.get(run_id)
+        status, record = held.ending if held is not None and held.ending is not None else (RUNNING, None)
+        if record is not None:
+            # Ended here, and maybe not yet in Redis (it was away, and the writer waits to try again):
+            # its followers here may have read its last event, so its final status is what they find.
+            return attrs.evolve(record, status=status, owner=self._instance)
         fields = await self._redis.hgetall(self._run_key(run_id))
         if not fields:
             return None
@@ -304,15 +334,15 @@ class RedisEventStore(EventStore):
                 return []
             await run.wait(left)  # written, held while away, forgotten, or the time is up
         if self._away is not None:
-            raise StoreUnavailable(self._away)
+            raise self.unavailable(self._away)
         return await self._read_log(run_id, after, max(deadline - loop.time(), 0.0) if wait > 0 else 0.0)
 
     def went_away(self, exc: BaseException) -> None:
         """Redis failed a command: hold events, serve subscribers from them, and probe until it is back."""
         if self._away is None:
-            self._away = self.cannot_reach(exc)
+            self._away = exc
             log.warning("%s; holding the events of %d run(s) until it is back (at most %d bytes)",
-                        self._away, len(self._held), self._held.limit)
+                        self.unavailable(exc), len(self._held), self._held.limit)
             for run in self._held.runs():
                 run.wake()  # their followers here read the unwritten events meanwhile
         self._schedule_flush()
@@ -329,8 +359,13 @@ class RedisEventStore(EventStore):
             raise EventsExpired(run_id, events[0].seq)
         return events
 
-    @_reachable
     async def last_seq(self, run_id: str) -> int:
+        # A run of this process: it knows its last event, written to Redis or not yet (like `get`).
+        run = self._held.readable(run_id)
+        return run.last if run is not None else await self._last_in_log(run_id)
+
+    @_reachable
+    async def _last_in_log(self, run_id: str) -> int:
         last = await self._redis.xrevrange(self._events_key(run_id), count=1)
         return int(last[0][0].split(b"-")[1]) if last else 0
 
@@ -358,15 +393,15 @@ class RedisEventStore(EventStore):
         try:
             await self._redis.set(key, secrets.token_hex(32), nx=True)
             value = await self._redis.get(key)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise RuntimeError(self.cannot_reach(exc)) from None
+        except _UNSERVED as exc:
+            raise self.unavailable(exc) from None
         return value if isinstance(value, bytes) else str(value).encode()
 
     async def problem(self) -> str | None:
         try:
             await asyncio.wait_for(self._redis.ping(), _HEALTH_TIMEOUT)
-        except (TimeoutError, RedisConnectionError, RedisTimeoutError) as exc:
-            return self.cannot_reach(exc)
+        except (TimeoutError, *_UNSERVED) as exc:
+            return self.unavailable(exc).message
         return None
 
     async def _renew(self) -> bool:
@@ -412,18 +447,17 @@ class RedisEventStore(EventStore):
 
     async def _keep_writing(self) -> None:
         """Write rounds until nothing is left; while Redis is away, try again with growing pauses."""
-        pause = _REWRITE_FIRST
+        backoff = Backoff(_REWRITE_FIRST, _REWRITE_LAST)
         while True:
             try:
                 wrote = await asyncio.wait_for(self._write_round(), _WRITE_TIMEOUT)
             except (TimeoutError, RedisError) as exc:
                 self.went_away(exc)
                 self._round_ended()
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, _REWRITE_LAST)
+                await backoff.wait()
                 continue
             self._round_ended()
-            pause = _REWRITE_FIRST
+            backoff.reset()
             if self._away is not None:
                 self._came_back()
             elif not wrote and not self._to_write():  # (events added while the round returned)
@@ -535,7 +569,7 @@ class RedisEventStore(EventStore):
 
     async def _listen(self, pubsub: Any) -> None:
         """Hear cancellations for as long as the process lives, through Redis restarts too."""
-        pause = _RELISTEN_FIRST
+        backoff = Backoff(_RELISTEN_FIRST, _RELISTEN_LAST)
         with contextlib.suppress(asyncio.CancelledError):
             while True:
                 try:
@@ -543,13 +577,13 @@ class RedisEventStore(EventStore):
                         if message.get("type") == "message":
                             self._on_cancel(message["data"].decode())
                         elif message.get("type") == "subscribe":  # (re)subscribed: catch up
-                            pause = _RELISTEN_FIRST
+                            backoff.reset()
                             await self._cancel_requested_while_away()
                 except (RedisConnectionError, RedisTimeoutError) as exc:
                     # redis-py reconnects and subscribes again on the next listen.
+                    pause = backoff.next()
                     log.warning("lost the redis cancel channel (%s); listening again in %.1f s", exc, pause)
                     await asyncio.sleep(pause)
-                    pause = min(pause * 2, _RELISTEN_LAST)
         await pubsub.aclose()
 
     async def _cancel_requested_while_away(self) -> None:

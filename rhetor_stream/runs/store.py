@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import attrs
 
+from rhetor_stream.errors import RhetorError
+
 RUNNING = "running"
 FINAL_STATUSES = ("complete", "error", "cancelled")
 # Why a run ended when its events could no longer be kept (the code of its `error` event too).
@@ -49,12 +51,28 @@ class RunRecord:
     owner: str = ""  # in a shared store, the process executing the run (the store fills it in)
 
 
-class StoreUnavailable(Exception):
-    """The event store cannot be reached right now; the message says where and why."""
+class StoreUnavailable(RhetorError):
+    """The event store cannot be reached right now; the message says where and why. Before a
+    stream it is a 503 its caller may retry; at start-up, a one-line exit."""
+
+    code = STORE_UNAVAILABLE
+    status = 503
+    advice = "try again shortly"
 
 
-class EventsExpired(Exception):
+class StoreMisconfigured(StoreUnavailable):
+    """The event store answers but refuses us (a wrong or missing password): waiting does not fix
+    that, an operator does, so clients get no "try again" and the code says which it is."""
+
+    code = "event_store_misconfigured"
+    advice = ""
+
+
+class EventsExpired(RhetorError):
     """The events a subscriber asked for were dropped by the store's size bound."""
+
+    code = "events_expired"
+    status = 410
 
     def __init__(self, run_id: str, first_kept: int) -> None:
         super().__init__(f"events of run {run_id} before #{first_kept} are no longer kept")

@@ -19,6 +19,7 @@ import attrs
 import orjson
 
 from rhetor_stream.chunking import ChunkMode
+from rhetor_stream.errors import RhetorError
 from rhetor_stream.stream.channel import EventSink, Item
 from rhetor_stream.stream.progress import ProgressThrottle
 from rhetor_stream.tools.registry import ArgumentError, Tool, ToolContext, ToolError, preview
@@ -173,8 +174,8 @@ class ToolRun:
             # channel whose client is gone simply never writes them.
             self._stopped()
             raise
-        except ToolError as exc:
-            self._fail(exc.message, exc.code, details=exc.details)
+        except RhetorError as exc:  # a ToolError, mostly: said on purpose, so said as it is
+            self._end(error_frames(exc, tool_name=tool.name), reason="error")
         except Exception as exc:
             log.exception("tool %s (run %s) raised", tool.name, self.run_id)
             self._fail(f"{tool.name} failed: {type(exc).__name__}: {exc}", "tool_error")
@@ -238,9 +239,8 @@ class ToolRun:
         reason = self._cancel_reason or "cancelled"
         self._fail(f"{self.tool.name} was stopped: {reason.replace('_', ' ')}", reason, reason=reason)
 
-    def _fail(self, message: str, code: str, *, reason: str = "error",
-              details: Mapping[str, Any] | None = None) -> None:
-        self._end(failure(message, code, reason, tool_name=self.tool.name, details=details), reason=reason)
+    def _fail(self, message: str, code: str, *, reason: str = "error") -> None:
+        self._end(failure(message, code, reason, tool_name=self.tool.name), reason=reason)
 
     def _end(self, frames: tuple[Item, Item], *, reason: str) -> None:
         self.end_reason = reason
@@ -254,9 +254,15 @@ def ending(event: str, data: dict[str, Any], reason: str) -> tuple[Item, Item]:
         "reason": reason, "timestamp": timestamp()})
 
 
+def error_frames(error: RhetorError, *, reason: str = "error", tool_name: str | None = None) -> tuple[Item, Item]:
+    """The one way an error of the vocabulary ends a stream: an `error` event with the fields its JSON
+    error would have (message, code, details), then `disconnect` saying `reason`."""
+    return failure(error.public_message, error.code, reason, tool_name=tool_name, details=error.details)
+
+
 def failure(message: str, code: str, reason: str, *, tool_name: str | None = None,
             details: Mapping[str, Any] | None = None) -> tuple[Item, Item]:
-    """The last two frames of a stream that failed or was stopped."""
+    """The last two frames of a stream that failed or was stopped (`error_frames` for an error)."""
     data: dict[str, Any] = {"error": message, "code": code}
     if tool_name is not None:
         data["tool_name"] = tool_name

@@ -26,6 +26,8 @@ from typing import Any, Literal, Protocol, TypeVar, Union, get_args, get_origin
 import attrs
 from aiohttp import web
 
+from rhetor_stream.errors import RhetorError
+
 __all__ = [
     "Alias", "ArgumentError", "Bounds", "DuplicateToolError", "StreamCallback", "Tool", "ToolContext", "ToolError",
     "ToolRegistry", "mcp_tool", "preview", "streaming_tool", "tools_of",
@@ -49,16 +51,13 @@ class StreamCallback(Protocol):
     def __call__(self, event_type: str, data: Mapping[str, Any]) -> Awaitable[None]: ...
 
 
-class ToolError(Exception):
+class ToolError(RhetorError):
     """An error a tool raises on purpose: its message and code reach the client as they are, and so
     do its `details` (extra fields of the `error` event or JSON error, such as the partial answer of
     a model stream that was cut short)."""
 
     def __init__(self, message: str, *, code: str = "tool_error", details: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.details = dict(details or {})
+        super().__init__(message, code=code, details=details)
 
 
 class DuplicateToolError(ValueError):
@@ -68,9 +67,11 @@ class DuplicateToolError(ValueError):
 class ArgumentError(ToolError):
     """The arguments do not fit the tool's schema; names the argument and the problem."""
 
+    status = 400
+
     def __init__(self, argument: str | None, problem: str, *, code: str = "invalid_arguments") -> None:
         prefix = f"argument '{argument}': " if argument else ""
-        super().__init__(prefix + problem, code=code)
+        super().__init__(prefix + problem, code=code, details={"argument": argument})
         self.argument = argument
 
 

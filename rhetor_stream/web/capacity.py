@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import attrs
-import orjson
 from aiohttp import web
 
 from rhetor_stream.settings import Settings
+from rhetor_stream.web.errors import ApiError
 
 log = logging.getLogger("rhetor_stream.capacity")
 
@@ -112,16 +112,16 @@ class Capacity:
         per_client = settings.max_streams_per_client or max(1, total // 4)
         return cls(total, min(per_client, total), retry_after=max(1, round(settings.retry_ms / 1000)))
 
-    def take(self, client: str) -> Slot | web.Response:
-        """A slot, or the 503 that refuses the request."""
+    def take(self, client: str) -> Slot:
+        """A slot, or the 503 that refuses the request (ApiError)."""
         if self.in_use >= self.max_streams:
             self._refusals.warning("refusing streams: all %d are in use", self.max_streams)
-            return self._refusal("server_busy", f"the server is serving its limit of {self.max_streams} "
-                                 f"streams; try again in {self.retry_after} s", self.max_streams)
+            raise self._refusal("server_busy", f"the server is serving its limit of {self.max_streams} "
+                                f"streams; try again in {self.retry_after} s", self.max_streams)
         if self._clients.get(client, 0) >= self.per_client:
             self._refusals.warning("refusing streams of %s: it holds its limit of %d", client, self.per_client)
-            return self._refusal("client_busy", f"this client already holds its limit of {self.per_client} "
-                                 f"streams; close one or try again in {self.retry_after} s", self.per_client)
+            raise self._refusal("client_busy", f"this client already holds its limit of {self.per_client} "
+                                f"streams; close one or try again in {self.retry_after} s", self.per_client)
         self.in_use += 1
         self._clients[client] = self._clients.get(client, 0) + 1
         return Slot(self, client)
@@ -134,12 +134,10 @@ class Capacity:
         else:
             del self._clients[client]
 
-    def _refusal(self, code: str, message: str, limit: int) -> web.Response:
-        body = {"error": message, "code": code, "limit": limit, "retry_after": self.retry_after}
-        response = web.Response(body=orjson.dumps(body), status=503, content_type="application/json",
-                                headers={"Retry-After": str(self.retry_after)})
-        response.force_close()  # a refused client should not keep a descriptor with keep-alive
-        return response
+    def _refusal(self, code: str, message: str, limit: int) -> ApiError:
+        # close: a refused client should not keep a descriptor with keep-alive
+        return ApiError(503, code, message, headers={"Retry-After": str(self.retry_after)}, close=True,
+                        limit=limit, retry_after=self.retry_after)
 
 
 SLOT = web.RequestKey("rhetor_stream slot", Slot)
@@ -154,8 +152,6 @@ def capacity_middleware(limited: Collection[Handler]) -> Any:
         if request.match_info.handler not in limited:
             return await handler(request)
         taken = request.app[CAPACITY].take(request.remote or "")
-        if isinstance(taken, web.Response):
-            return taken
         request[SLOT] = taken
         try:
             return await handler(request)

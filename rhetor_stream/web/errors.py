@@ -1,19 +1,20 @@
 """Errors before a stream starts are plain JSON with an honest status; tracebacks stay in the log.
 
 Every error body has the same shape, `{"error": "<what went wrong>", "code": "<stable code>"}` plus
-context such as the offending `argument`, the same keys an `error` event carries once a stream runs.
+context such as the offending `argument`, the same keys an `error` event carries once a stream runs:
+any `RhetorError` (see `rhetor_stream.errors`) a handler raises is answered by `http_error`.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from rhetor_stream.runs.store import StoreUnavailable
+from rhetor_stream.errors import RhetorError
 
 log = logging.getLogger("rhetor_stream.web")
 
@@ -54,15 +55,16 @@ class ServerLog(logging.LoggerAdapter[logging.Logger]):
         super().log(level, msg, *args, **kwargs)
 
 
-class ApiError(Exception):
-    """Raised by handlers; rendered by `error_middleware` as a JSON response."""
+class ApiError(RhetorError):
+    """A request a handler or middleware refuses: the status and code given here, the context as
+    `extra` fields, `headers` of the response's own (`Retry-After`, `WWW-Authenticate`); `close`
+    ends the connection after the answer, for a client that should not send another on it."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.extra = extra
+    def __init__(self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None,
+                 close: bool = False, **extra: Any) -> None:
+        super().__init__(message, code=code, status=status, details=extra)
+        self.headers = dict(headers or {})
+        self.close = close
 
 
 def json_response(data: Any, *, status: int = 200) -> web.Response:
@@ -77,15 +79,24 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large
                415: "unsupported_media_type"}
 
 
+def http_error(request: web.Request, exc: RhetorError) -> web.Response:
+    """The one way an error of the vocabulary becomes an HTTP response (before a stream starts)."""
+    response = error_response(exc.status, exc.code, exc.public_message, **exc.details)
+    if isinstance(exc, ApiError):  # a refusal its raiser decided on (and logged, when worth it)
+        response.headers.update(exc.headers)
+        if exc.close:
+            response.force_close()
+    elif exc.status >= 500:  # a part of the server failed (the store): a line in the log, no traceback
+        log.warning("%s %s: %s", request.method, request.path, exc)
+    return response
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
-        response = error_response(exc.status, exc.code, exc.message, **exc.extra)
-        if exc.status == 408:  # a client too slow to send its request does not get to send another
-            response.force_close()
-        return response
+    except RhetorError as exc:
+        return http_error(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -96,9 +107,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         elif exc.status == 405:
             message = f"{request.method} is not allowed on {request.path}"
         return error_response(exc.status, code, message)
-    except StoreUnavailable as exc:
-        log.warning("%s %s: %s", request.method, request.path, exc)
-        return error_response(503, "event_store_unavailable", f"{exc}; try again shortly")
     except ConnectionError:
         # The client left before its response could start (aiohttp's ClientConnectionResetError is
         # one): nobody is left to read an answer, and it is not a server fault worth a traceback.

@@ -21,7 +21,7 @@ from rhetor_stream.security.keys import KeyRing, bearer_token
 from rhetor_stream.security.limits import ANONYMOUS, KeyLimiter, Refusal, Slot
 from rhetor_stream.settings import Settings
 from rhetor_stream.tools.registry import Tool
-from rhetor_stream.web.errors import ApiError, Handler, error_response
+from rhetor_stream.web.errors import ApiError, Handler
 from rhetor_stream.web.state import STATE
 
 log = logging.getLogger("rhetor_stream.security")
@@ -75,13 +75,11 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     host = request.headers.get(hdrs.HOST)
     problem = guard.hosts.host_problem(host)
     if problem is not None:
-        return error_response(421, "host_not_allowed", problem)
+        raise ApiError(421, "host_not_allowed", problem)
     problem = guard.hosts.origin_problem(request.headers.get(hdrs.ORIGIN), host)
     if problem is not None:
-        return error_response(403, "origin_not_allowed", problem)
+        raise ApiError(403, "origin_not_allowed", problem)
     identity = _identify(request, guard)
-    if isinstance(identity, web.Response):
-        return identity
     if identity is not None:
         request[_IDENTITY] = identity
     # A POST to the REST API starts work; on /mcp only a tools/call does, and the MCP transport asks
@@ -89,10 +87,9 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     if request.method == "POST" and request.path.startswith("/api/"):
         refusal = admit_run(request)
         if refusal is not None:
-            response = error_response(429, "rate_limited", refusal.message, limit=refusal.limit)
-            if refusal.retry_after is not None:
-                response.headers[hdrs.RETRY_AFTER] = str(refusal.retry_after)
-            return response
+            retry_after: dict[str, str] = {} if refusal.retry_after is None else {
+                hdrs.RETRY_AFTER: str(refusal.retry_after)}
+            raise ApiError(429, "rate_limited", refusal.message, headers=retry_after, limit=refusal.limit)
     try:
         return await handler(request)
     finally:
@@ -114,8 +111,8 @@ def admit_run(request: web.Request) -> Refusal | None:
     return None
 
 
-def _identify(request: web.Request, guard: Guard) -> str | web.Response | None:
-    """The caller's key id (None without keys, or without a key where none is needed), or the 401."""
+def _identify(request: web.Request, guard: Guard) -> str | None:
+    """The caller's key id (None without keys, or without a key where none is needed); raises the 401."""
     if not guard.keys.enabled:
         return None
     presented = bearer_token(request.headers.get(hdrs.AUTHORIZATION))
@@ -123,7 +120,7 @@ def _identify(request: web.Request, guard: Guard) -> str | web.Response | None:
     if identity is not None or not _protected(request) or request.method == hdrs.METH_OPTIONS:
         return identity  # CORS preflights carry no credentials by design
     if presented:
-        return _unauthorized("invalid_api_key", "the API key is not valid", error="invalid_token")
+        raise _unauthorized("invalid_api_key", "the API key is not valid", error="invalid_token")
     token = request.query.get("token")
     run_id = request.match_info.get("run_id")
     if token and run_id and request.method == hdrs.METH_GET and request.path.endswith("/events"):
@@ -131,8 +128,8 @@ def _identify(request: web.Request, guard: Guard) -> str | web.Response | None:
         problem = guard.capabilities.problem(run_id, token)
         if problem is None:
             return f"run-{run_id}"
-        return _unauthorized("invalid_run_token", problem, error="invalid_token")
-    return _unauthorized("missing_api_key", "this server needs an API key: send 'Authorization: Bearer KEY'")
+        raise _unauthorized("invalid_run_token", problem, error="invalid_token")
+    raise _unauthorized("missing_api_key", "this server needs an API key: send 'Authorization: Bearer KEY'")
 
 
 def _protected(request: web.Request) -> bool:
@@ -140,11 +137,9 @@ def _protected(request: web.Request) -> bool:
     return path.startswith("/api/") or path == "/mcp" or path.startswith("/mcp/")
 
 
-def _unauthorized(code: str, message: str, *, error: str | None = None) -> web.Response:
-    response = error_response(401, code, message)
-    challenge = 'Bearer realm="rhetor_stream"'
-    response.headers[hdrs.WWW_AUTHENTICATE] = challenge + (f', error="{error}"' if error else "")
-    return response
+def _unauthorized(code: str, message: str, *, error: str | None = None) -> ApiError:
+    challenge = 'Bearer realm="rhetor_stream"' + (f', error="{error}"' if error else "")
+    return ApiError(401, code, message, headers={hdrs.WWW_AUTHENTICATE: challenge})
 
 
 def authenticated(request: web.Request) -> bool:

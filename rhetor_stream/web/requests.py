@@ -38,9 +38,10 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         async with asyncio.timeout(settings.body_timeout):
             raw = await _read_body(request, settings.max_body_bytes)
     except TimeoutError:
-        # A body sent a few bytes at a time would hold its connection (and slot) for ever.
+        # A body sent a few bytes at a time would hold its connection (and slot) for ever; a client
+        # too slow to send its request does not get to send another on it.
         raise ApiError(408, "body_timeout", f"the request body did not arrive within "
-                       f"{settings.body_timeout:g} s") from None
+                       f"{settings.body_timeout:g} s", close=True) from None
     except web.RequestPayloadError as exc:  # its Content-Encoding or chunked framing is broken
         raise ApiError(400, "malformed_body", f"request body cannot be read: {malformed_request(exc)}") from None
     try:
