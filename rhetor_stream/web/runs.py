@@ -18,11 +18,12 @@ from contextlib import suppress
 
 from aiohttp import ClientConnectionResetError, web
 
+from rhetor_stream.errors import RhetorError
 from rhetor_stream.runs import id_prefix
 from rhetor_stream.runs.manager import LocalRun, Resume, as_logged
 from rhetor_stream.runs.store import FINAL_STATUSES, StoreUnavailable
 from rhetor_stream.sse.ids import EventId, InvalidEventId, shown
-from rhetor_stream.stream.run import RUN_ID_SHAPE, failure, is_run_id
+from rhetor_stream.stream.run import RUN_ID_SHAPE, error_frames, is_run_id
 from rhetor_stream.web import guard
 from rhetor_stream.web.capacity import SLOT
 from rhetor_stream.web.errors import ApiError, json_response
@@ -152,9 +153,8 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
         # looks like a cut connection. (The store being away is not a failure: `forward` waits.)
         log.error("reading the events of run %s failed", run_id, exc_info=exc)
         with suppress(ConnectionError, ClientConnectionResetError):
-            await follower.deliver(as_logged(follower.last_id, failure(
-                f"reading the run's events failed: {type(exc).__name__} (see the server log)", "internal_error",
-                "error")))
+            await follower.deliver(as_logged(follower.last_id, error_frames(RhetorError(
+                f"reading the run's events failed: {type(exc).__name__} (see the server log)"))))
     finally:
         state.supervisor.forget(follower)
         state.activity.active_streams -= 1
