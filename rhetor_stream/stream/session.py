@@ -45,8 +45,27 @@ class StreamSession:
                   self.run.execution_time(), self.run.end_reason)
 
 
+class RunCall:
+    """A tool run answered as one JSON document (`/process`): no stream, but a vanished client still
+    cancels it (and the reason is the one its answer gives)."""
+
+    __slots__ = ("request", "run")
+    writes: EventChannel | None = None
+
+    def __init__(self, request: web.BaseRequest, run: ToolRun) -> None:
+        self.request = request
+        self.run = run
+
+    def drop(self, reason: str) -> None:
+        self.run.cancel(reason)
+
+    async def wait_closed(self) -> None:
+        await self.run.wait_closed()
+
+
 class CallSession:
-    """A plain JSON tool call (`/process`): no channel, but a vanished client still cancels it."""
+    """A task answering one JSON document (an MCP tools/call without a stream): no channel, but a
+    vanished client still cancels it."""
 
     writes: EventChannel | None = None
 
