@@ -18,6 +18,7 @@ from contextlib import suppress
 
 from aiohttp import ClientConnectionResetError, web
 
+from rhetor_stream.api import API
 from rhetor_stream.runs import id_prefix
 from rhetor_stream.runs.manager import LocalRun, Resume, as_logged
 from rhetor_stream.runs.store import FINAL_STATUSES, StoreUnavailable
@@ -31,7 +32,6 @@ from rhetor_stream.web.requests import read_tool_call
 from rhetor_stream.web.sse import SSE_HEADERS
 from rhetor_stream.web.state import STATE
 
-API = "/api/mcp/v2"
 log = logging.getLogger("rhetor_stream.runs")
 # Seconds a follower waits for new events before it checks that its run still exists.
 _POLL = 5.0
