@@ -2,25 +2,22 @@
 from __future__ import annotations
 
 import os
-import random
 from collections.abc import Mapping
-from contextlib import suppress
 from typing import Any
 
 import attrs
-from aiohttp import ClientConnectionResetError, web
+from aiohttp import web
 
 from rhetor_stream import __version__
 from rhetor_stream.stream.channel import EventChannel, Item
 from rhetor_stream.stream.run import StreamOptions, ToolRun
-from rhetor_stream.stream.session import RunCall, StreamSession
 from rhetor_stream.tools.builtin import STREAM_TEST_TOOL
 from rhetor_stream.web.capacity import CAPACITY
 from rhetor_stream.web.errors import ApiError, json_response
 from rhetor_stream.web.guard import authenticated
 from rhetor_stream.web.requests import read_tool_call
-from rhetor_stream.web.sse import SSE_HEADERS
 from rhetor_stream.web.state import STATE
+from rhetor_stream.web.streams import EventStreamResponse, RunCall, StreamSession, retry_hint
 
 # Bounds of GET /api/mcp/v2/stream/test: (default, minimum, maximum). The defaults are a short
 # human demo; the maxima allow the benchmark's 200,000-event run and hour-long idle streams, and keep
@@ -44,32 +41,19 @@ async def stream_test(request: web.Request) -> web.StreamResponse:
     arguments = {name: _query_int(request, name, *bounds) for name, bounds in TEST_STREAM_PARAMS.items()}
     state = request.app[STATE]
     settings = state.settings
-    # Jitter spreads the reconnects of many clients cut at the same moment (a deploy, a proxy).
-    retry_ms = round(settings.retry_ms * random.uniform(1.0, 1.25))
-    channel = EventChannel(settings.queue_size, max_bytes=settings.queue_bytes, retry_ms=retry_ms)
+    response = EventStreamResponse(request)
+    channel = EventChannel(settings.queue_size, max_bytes=settings.queue_bytes, retry_ms=retry_hint(request))
     run = ToolRun(STREAM_TEST_TOOL, arguments, sink=channel, options=_TEST_OPTIONS, activity=state.activity,
                   app=request.app, progress_interval=settings.progress_interval,
                   processing_tick=settings.processing_tick)
-    response = web.StreamResponse(headers=SSE_HEADERS)
-    await response.prepare(request)
     session = StreamSession(request, run, channel)
-    state.supervisor.watch(session)
-    state.activity.active_streams += 1
-    run.start()
-    try:
-        await channel.pump(response)
-    except (ConnectionError, ClientConnectionResetError):
-        pass
-    finally:
-        # Also reached when aiohttp cancels the handler (handler_cancellation=True), and that
-        # cancellation may interrupt the wait: the bookkeeping must not depend on it.
+    async with response.serving(session):
+        run.start()
         try:
-            await session.close()
+            await response.prepare(request)
+            await channel.pump(response)
         finally:
-            state.supervisor.forget(session)
-            state.activity.active_streams -= 1
-    with suppress(ConnectionError, ClientConnectionResetError):
-        await response.write_eof()
+            await session.close()
     return response
 
 
