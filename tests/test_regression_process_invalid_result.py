@@ -14,12 +14,14 @@ from rhetor_stream.tools import ToolRegistry, mcp_tool
 from rhetor_stream.web.app import create_app
 from tests.conftest import FAST, post_stream
 
-odd = ToolRegistry()
 
-
-@mcp_tool(name="ReturnsASet", registry=odd)
+@mcp_tool(name="ReturnsASet")
 async def returns_a_set() -> object:
     return {1, 2}
+
+
+odd = ToolRegistry()
+odd.add(returns_a_set)
 
 
 async def test_a_non_json_result_is_invalid_result_on_process_as_on_stream(aiohttp_client: Any) -> None:

@@ -37,7 +37,6 @@ from rhetor_stream.runs.store import RUNNING, StoreUnavailable
 from rhetor_stream.security.capability import Capabilities
 from rhetor_stream.sse.encoding import encode_json_event
 from rhetor_stream.stream.run import StreamOptions
-from rhetor_stream.stream.session import CallSession
 from rhetor_stream.web import guard
 from rhetor_stream.web.errors import ApiError
 from rhetor_stream.web.runs import follow
