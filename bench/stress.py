@@ -41,8 +41,8 @@ from bench.__main__ import machine
 from bench.harness import PY, ROOT, rss_kib, server_setup
 from bench.loadgen import pin, raise_fd_limit
 from bench.stores import start_redis
+from rhetor_stream.api import API
 
-API = "/api/mcp/v2"
 MIB = 1024 * 1024
 LATENCY_TARGET = 0.1        # seconds /health may take while an adversarial request runs
 LATENCY_CAP = 10.0          # seconds an adversarial request is given before the row says ">"

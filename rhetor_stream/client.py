@@ -18,11 +18,10 @@ from typing import Any
 import aiohttp
 import attrs
 
+from rhetor_stream.api import API
 from rhetor_stream.backoff import Backoff
 from rhetor_stream.sse.parser import aiter_events
 from rhetor_stream.wording import plural
-
-API = "/api/mcp/v2"
 
 
 @attrs.frozen

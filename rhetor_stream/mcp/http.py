@@ -37,12 +37,11 @@ from rhetor_stream.runs.store import RUNNING, StoreUnavailable
 from rhetor_stream.security.capability import Capabilities
 from rhetor_stream.sse.encoding import encode_json_event
 from rhetor_stream.stream.run import StreamOptions
-from rhetor_stream.stream.session import CallSession
 from rhetor_stream.web import guard
 from rhetor_stream.web.errors import ApiError
 from rhetor_stream.web.runs import follow
-from rhetor_stream.web.sse import SSE_HEADERS
 from rhetor_stream.web.state import STATE
+from rhetor_stream.web.streams import SSE_HEADERS, CallSession
 
 PATH = "/mcp"
 SESSION_HEADER = "Mcp-Session-Id"

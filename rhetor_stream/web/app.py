@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.log import server_logger
 
 from rhetor_stream import specialists
+from rhetor_stream.api import API
 from rhetor_stream.mcp import http as mcp_http
 from rhetor_stream.runs import RunManager, open_store
 from rhetor_stream.settings import Settings
@@ -25,7 +26,6 @@ from rhetor_stream.web.capacity import CAPACITY, Capacity, capacity_middleware
 from rhetor_stream.web.errors import ServerLog, error_middleware
 from rhetor_stream.web.state import STATE, AppState
 
-API = "/api/mcp/v2"
 # How --shutdown-timeout is spent: open streams get half of it to end with their final frames, then
 # stuck connections are aborted; aiohttp's runner waits up to RUNNER_SHARE twice per connection.
 STREAMS_SHARE = 0.5

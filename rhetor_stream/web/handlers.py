@@ -1,29 +1,23 @@
 """The HTTP endpoints. Each handler checks its input completely before a stream starts."""
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
-import random
-from contextlib import suppress
+from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import ClientConnectionResetError, web
+import attrs
+from aiohttp import web
 
 from rhetor_stream import __version__
-from rhetor_stream.stream.channel import EventChannel
-from rhetor_stream.stream.run import StreamOptions, ToolRun, new_run_id
-from rhetor_stream.stream.session import CallSession, StreamSession
+from rhetor_stream.stream.channel import EventChannel, Item
+from rhetor_stream.stream.run import StreamOptions, ToolRun
 from rhetor_stream.tools.builtin import STREAM_TEST_TOOL
-from rhetor_stream.tools.registry import ToolContext, ToolError
 from rhetor_stream.web.capacity import CAPACITY
 from rhetor_stream.web.errors import ApiError, json_response
 from rhetor_stream.web.guard import authenticated
 from rhetor_stream.web.requests import read_tool_call
-from rhetor_stream.web.sse import SSE_HEADERS
 from rhetor_stream.web.state import STATE
-
-log = logging.getLogger("rhetor_stream.web")
+from rhetor_stream.web.streams import EventStreamResponse, RunCall, StreamSession, retry_hint
 
 # Bounds of GET /api/mcp/v2/stream/test: (default, minimum, maximum). The defaults are a short
 # human demo; the maxima allow the benchmark's 200,000-event run and hour-long idle streams, and keep
@@ -38,38 +32,28 @@ TEST_STREAM_PARAMS = {
 async def stream_test(request: web.Request) -> web.StreamResponse:
     """GET /api/mcp/v2/stream/test: a synthetic stream for `curl -N`, EventSource and the benchmark.
 
-    It is not a run (nothing to resume), so its events go straight from the tool to the client. The
+    A fixture for benchmarks and demos, not what users call: it is not a run (nothing is logged,
+    nothing can be resumed), so its events go straight from the tool to the client's channel, the
+    shortest path the stream machinery has. Its figures measure that machinery (framing, coalesced
+    writes, backpressure, supervision); what a tool call costs is measured on `POST /stream`. The
     writer loop runs in this handler's own frame: every frame held by an open stream is memory.
     """
     arguments = {name: _query_int(request, name, *bounds) for name, bounds in TEST_STREAM_PARAMS.items()}
     state = request.app[STATE]
     settings = state.settings
-    # Jitter spreads the reconnects of many clients cut at the same moment (a deploy, a proxy).
-    retry_ms = round(settings.retry_ms * random.uniform(1.0, 1.25))
-    channel = EventChannel(settings.queue_size, max_bytes=settings.queue_bytes, retry_ms=retry_ms)
+    response = EventStreamResponse(request)
+    channel = EventChannel(settings.queue_size, max_bytes=settings.queue_bytes, retry_ms=retry_hint(request))
     run = ToolRun(STREAM_TEST_TOOL, arguments, sink=channel, options=_TEST_OPTIONS, activity=state.activity,
                   app=request.app, progress_interval=settings.progress_interval,
                   processing_tick=settings.processing_tick)
-    response = web.StreamResponse(headers=SSE_HEADERS)
-    await response.prepare(request)
     session = StreamSession(request, run, channel)
-    state.supervisor.watch(session)
-    state.activity.active_streams += 1
-    run.start()
-    try:
-        await channel.pump(response)
-    except (ConnectionError, ClientConnectionResetError):
-        pass
-    finally:
-        # Also reached when aiohttp cancels the handler (handler_cancellation=True), and that
-        # cancellation may interrupt the wait: the bookkeeping must not depend on it.
+    async with response.serving(session):
+        run.start()
         try:
-            await session.close()
+            await response.prepare(request)
+            await channel.pump(response)
         finally:
-            state.supervisor.forget(session)
-            state.activity.active_streams -= 1
-    with suppress(ConnectionError, ClientConnectionResetError):
-        await response.write_eof()
+            await session.close()
     return response
 
 
@@ -77,39 +61,63 @@ _TEST_OPTIONS = StreamOptions(include_progress=True, chunk_size="none")
 
 
 async def process_tool(request: web.Request) -> web.Response:
-    """POST /api/mcp/v2/process: the same call, answered as one JSON document."""
+    """POST /api/mcp/v2/process: the same call, answered as one JSON document.
+
+    A run like any other (`ToolRun` is the only caller of a tool and the only place that maps what it
+    did), whose events go nowhere but its final frame: the answer is made of that `complete` or
+    `error`. It is not logged in the event store (there is nothing to resume), and progress is not
+    even produced (nobody would see it); a client that goes away cancels it.
+    """
     state = request.app[STATE]
+    settings = state.settings
     call = await read_tool_call(request, state.tools)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    context = ToolContext(run_id=new_run_id(), tool_name=call.tool.name, chunk_size=call.options.chunk_size,
-                          app=request.app)
-    task = asyncio.ensure_future(call.tool.invoke(call.arguments, context=context,
-                                                  stream_callback=_discard))
-    session = CallSession(request, task)
+    outcome = FinalFrame()
+    run = ToolRun(call.tool, call.arguments, sink=outcome, options=attrs.evolve(call.options, include_progress=False),
+                  activity=state.activity, app=request.app, progress_interval=settings.progress_interval,
+                  processing_tick=settings.processing_tick)
+    session = RunCall(request, run)
     state.supervisor.watch(session)
-    state.activity.active_tools += 1
+    run.start()
     try:
-        await asyncio.wait({task})
+        await run.wait_closed()
     finally:
+        # Also reached when aiohttp cancels the handler: the run must not go on for nobody.
+        run.cancel("client_disconnected")
         state.supervisor.forget(session)
-        state.activity.active_tools -= 1
-    body: dict[str, Any] = {"success": False, "result": None, "error": None,
-                            "execution_time": round(loop.time() - started, 4)}
-    if task.cancelled():
-        body.update(error=f"{call.tool.name} was stopped: {(session.reason or 'cancelled').replace('_', ' ')}",
-                    code=session.reason or "cancelled")
-    elif isinstance(task.exception(), ToolError):
-        error = task.exception()
-        assert isinstance(error, ToolError)
-        body.update(error=error.message, code=error.code, **error.details)
-    elif task.exception() is not None:
-        error = task.exception()
-        log.error("tool %s raised", call.tool.name, exc_info=error)
-        body.update(error=f"{call.tool.name} failed: {type(error).__name__}: {error}", code="tool_error")
+    assert outcome.frame is not None, "a run always ends with complete or error"
+    event, data = outcome.frame
+    assert not isinstance(data, bytes)
+    body: dict[str, Any] = {"success": event == "complete", "result": None, "error": None,
+                            "execution_time": run.execution_time()}
+    if event == "complete":
+        body.update(result=data["result"], execution_time=data["execution_time"])
     else:
-        body.update(success=True, result=task.result())
+        body.update((key, value) for key, value in data.items() if key not in _STREAM_ONLY)
     return json_response(body)
+
+
+# What an `error` frame says that a `/process` answer does not (the tool is the one asked for, the
+# time is the answer's).
+_STREAM_ONLY = frozenset({"tool_name", "timestamp"})
+
+
+class FinalFrame:
+    """The sink of a `/process` run: the events go nowhere, the final frame is kept."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self) -> None:
+        self.frame: Item | None = None
+
+    async def send(self, event: str, data: Mapping[str, Any]) -> None:
+        """Streaming tools still run; their events have nowhere to go."""
+
+    def offer(self, event: str, data: Mapping[str, Any]) -> bool:
+        return True
+
+    def finish(self, *events: Item, reason: str = "complete") -> None:
+        if self.frame is None and events:
+            self.frame = events[0]  # `complete` or `error`; `disconnect` follows
 
 
 async def list_tools(request: web.Request) -> web.Response:
@@ -150,10 +158,6 @@ async def static_file(request: web.Request) -> web.FileResponse:
     if name not in {entry.name for entry in directory.iterdir() if entry.is_file()}:
         raise web.HTTPNotFound()
     return web.FileResponse(directory / name)
-
-
-async def _discard(event_type: str, data: object) -> None:
-    """`/process` has no stream: streaming tools still run, their events have nowhere to go."""
 
 
 def _query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable
 from contextlib import suppress
 
-from aiohttp import ClientConnectionResetError, web
+from aiohttp import web
 
+from rhetor_stream.api import API
 from rhetor_stream.errors import RhetorError
 from rhetor_stream.runs import id_prefix
 from rhetor_stream.runs.manager import LocalRun, Resume, as_logged
@@ -29,10 +29,9 @@ from rhetor_stream.web.capacity import SLOT
 from rhetor_stream.web.errors import ApiError, json_response
 from rhetor_stream.web.follow import EventFrames, Frames, RunFollower
 from rhetor_stream.web.requests import read_tool_call
-from rhetor_stream.web.sse import SSE_HEADERS
 from rhetor_stream.web.state import STATE
+from rhetor_stream.web.streams import CLIENT_GONE, SSE_HEADERS, EventStreamResponse, retry_hint
 
-API = "/api/mcp/v2"
 log = logging.getLogger("rhetor_stream.runs")
 # Seconds a follower waits for new events before it checks that its run still exists.
 _POLL = 5.0
@@ -120,51 +119,46 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
     X-Events-URL header (it is not kept: every byte an open stream holds counts)."""
     state = request.app[STATE]
     settings = state.settings
-    retry_ms = round(settings.retry_ms * random.uniform(1.0, 1.25))
-    response = web.StreamResponse(headers=SSE_HEADERS if events_url is None else
-                                  {**SSE_HEADERS, "X-Events-URL": events_url})
+    retry_ms = retry_hint(request)
+    response = EventStreamResponse(request, SSE_HEADERS if events_url is None else
+                                   {**SSE_HEADERS, "X-Events-URL": events_url})
     follower = RunFollower(request, response, frames(retry_ms) if frames is not None else
                            EventFrames(id_prefix(run_id), retry_ms), max_bytes=settings.queue_bytes,
                            local=local is not None)
     recorder = local.recorder if hold_back and local is not None else None
-    state.supervisor.watch(follower)
-    state.activity.active_streams += 1
-    # Subscribed before the first write: a client that is gone before the headers go out (prepare
-    # raises) unsubscribes in the `finally` like any other, so its run does not go on without it.
-    state.runs.subscribed(local)
     started = asyncio.get_running_loop().time()
-    try:
-        if local is not None:
-            # One loop turn for the run to take its next step (a new run: its `connected`, and all the
-            # events of a quick tool) before the first read, which then finds them instead of waiting
-            # to be woken: the time to first event of every POST /stream.
-            await asyncio.sleep(0)
-        await response.prepare(request)
-        await state.runs.forward(run_id, after, follower, recorder=recorder,
-                                 poll=min(_POLL, settings.heartbeat or _POLL))
-    except (ConnectionError, ClientConnectionResetError):
-        pass
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if follower.dropped is None or task is None or task.uncancel():
-            raise  # aiohttp's (the client is gone), not the supervisor's
-    except Exception as exc:
-        # The client's stream must end with an `error` and a `disconnect`, never with a bare end that
-        # looks like a cut connection. (The store being away is not a failure: `forward` waits.)
-        log.error("reading the events of run %s failed", run_id, exc_info=exc)
-        with suppress(ConnectionError, ClientConnectionResetError):
-            await follower.deliver(as_logged(follower.last_id, error_frames(RhetorError(
-                f"reading the run's events failed: {type(exc).__name__} (see the server log)"))))
-    finally:
-        state.supervisor.forget(follower)
-        state.activity.active_streams -= 1
-        state.runs.unsubscribed(local)
-        follower.ended()
-        log.debug("subscriber of run %s from event %d: events=%d bytes=%d duration=%.3fs", run_id, after,
-                  follower.events_written, follower.bytes_written, asyncio.get_running_loop().time() - started)
-    if response.prepared:
-        with suppress(ConnectionError, ClientConnectionResetError):
-            await response.write_eof()
+    async with response.serving(follower):
+        # Subscribed before the first write: a client that is gone before the headers go out (prepare
+        # raises) unsubscribes in the `finally` like any other, so its run does not go on without it.
+        state.runs.subscribed(local)
+        try:
+            if local is not None:
+                # One loop turn for the run to take its next step (a new run: its `connected`, and all
+                # the events of a quick tool) before the first read, which then finds them instead of
+                # waiting to be woken: the time to first event of every POST /stream.
+                await asyncio.sleep(0)
+            await response.prepare(request)
+            await state.runs.forward(run_id, after, follower, recorder=recorder,
+                                     poll=min(_POLL, settings.heartbeat or _POLL))
+        except CLIENT_GONE:
+            raise  # the end of the stream, which the response takes care of
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if follower.dropped is None or task is None or task.uncancel():
+                raise  # aiohttp's (the client is gone), not the supervisor's
+        except Exception as exc:
+            # The client's stream must end with an `error` and a `disconnect`, never with a bare end
+            # that looks like a cut connection. (The store being away is not a failure: `forward` waits.)
+            log.error("reading the events of run %s failed", run_id, exc_info=exc)
+            with suppress(*CLIENT_GONE):
+                await follower.deliver(as_logged(follower.last_id, error_frames(RhetorError(
+                    f"reading the run's events failed: {type(exc).__name__} (see the server log)"))))
+        finally:
+            state.runs.unsubscribed(local)
+            follower.ended()
+            log.debug("subscriber of run %s from event %d: events=%d bytes=%d duration=%.3fs", run_id, after,
+                      follower.events_written, follower.bytes_written,
+                      asyncio.get_running_loop().time() - started)
     return response
 
 
