@@ -4,7 +4,7 @@ Each error carries a stable `code` (what clients branch on), a `message` a perso
 `details` (extra fields such as the offending `argument`, or the partial answer of a model stream cut
 short) and the HTTP `status` it maps to. Where it is raised decides nothing about how it travels:
 before a stream starts, `web.errors.error_middleware` turns it into a JSON error with that status;
-once a stream runs, `stream.run.error_frames` turns it into the final `error` and `disconnect`
+once a stream runs, `stream.frames.error_frames` turns it into the final `error` and `disconnect`
 events. Both write the same fields, so a client reads one shape either way.
 
 The families, each in the module of its layer (their names and import paths are public):

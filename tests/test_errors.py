@@ -9,7 +9,7 @@ from aiohttp.test_utils import make_mocked_request
 from rhetor_stream.errors import RhetorError
 from rhetor_stream.providers.base import UpstreamError
 from rhetor_stream.runs.store import EventsExpired, StoreMisconfigured, StoreUnavailable
-from rhetor_stream.stream.run import error_frames
+from rhetor_stream.stream.frames import error_frames
 from rhetor_stream.tools import ArgumentError, ToolError
 from rhetor_stream.web.errors import ApiError, http_error
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import TestClient
 
-from rhetor_stream.stream.run import StreamOptions
+from rhetor_stream.stream.options import StreamOptions
 from rhetor_stream.tools.registry import ArgumentError
 from rhetor_stream.web.app import served_tools
 from rhetor_stream.web.requests import MAX_JSON_DEPTH

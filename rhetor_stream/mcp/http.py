@@ -36,7 +36,7 @@ from rhetor_stream.runs.manager import LocalRun, Resume
 from rhetor_stream.runs.store import RUNNING, StoreUnavailable
 from rhetor_stream.security.capability import Capabilities
 from rhetor_stream.sse.encoding import encode_json_event
-from rhetor_stream.stream.run import StreamOptions
+from rhetor_stream.stream.options import StreamOptions
 from rhetor_stream.web import guard
 from rhetor_stream.web.errors import ApiError
 from rhetor_stream.web.runs import follow
@@ -254,7 +254,7 @@ async def _notified(request: web.Request, session: Session, message: Message) ->
     run_id = call_run_id(session, request_id)
     log.debug("MCP session %s cancels request %r (run %s)", session.nonce[:8], request_id, run_id)
     if not runs.cancel_local(run_id, "cancelled"):
-        record = await runs.record(run_id)
+        record = await runs.record_ending_lost(run_id)
         if record is not None and record.status == RUNNING:
             await runs.cancel(run_id)
 
@@ -289,7 +289,7 @@ async def _start_call(request: web.Request, session: Session, message: Message,
     if run_id is None:
         return reused
     try:
-        if await state.runs.record(run_id) is not None:
+        if await state.runs.record_ending_lost(run_id) is not None:
             mcp.release(session, message.id)
             return reused
         run = await state.runs.create(checked.tool, checked.arguments, StreamOptions(), grace=grace, run_id=run_id)
@@ -312,7 +312,7 @@ async def _call_tool(request: web.Request, session: Session, message: Message,
         return _reply(call, accepts)
     run_id = call.run.run_id
 
-    return await follow(request, run_id, 0, local=call.run, hold_back=True,
+    return await follow(request, run_id, 0, local=call.run, backpressure=True,
                         frames=lambda retry_ms: McpFrames(call.stream, run_id, retry_ms))
 
 
@@ -370,7 +370,7 @@ async def get(request: web.Request) -> web.StreamResponse:
     if point is Resume.BEYOND:
         raise TransportError(400, protocol.INVALID_REQUEST, f"Last-Event-ID {raw[:80]!r} is past the end of "
                              "that stream")
-    return await follow(request, run_id, after, local=state.runs.local(run_id), hold_back=False,
+    return await follow(request, run_id, after, local=state.runs.local(run_id), backpressure=False,
                         frames=lambda retry_ms: McpFrames(stream, run_id, retry_ms))
 
 

@@ -26,7 +26,7 @@ from rhetor_stream.mcp.stream import CallStream, McpRelay
 from rhetor_stream.runs.manager import LocalRun
 from rhetor_stream.runs.store import StoreUnavailable
 from rhetor_stream.settings import Settings, SettingsError
-from rhetor_stream.stream.run import StreamOptions
+from rhetor_stream.stream.options import StreamOptions
 from rhetor_stream.web.app import create_app
 from rhetor_stream.web.state import STATE, AppState
 

@@ -25,8 +25,11 @@ from rhetor_stream.runs.store import (
     StoredEvent,
     StoreUnavailable,
 )
+from rhetor_stream.stream.activity import Activity
 from rhetor_stream.stream.channel import Item, encode_payload
-from rhetor_stream.stream.run import Activity, StreamOptions, ToolRun, error_frames, new_run_id
+from rhetor_stream.stream.frames import error_frames
+from rhetor_stream.stream.options import StreamOptions
+from rhetor_stream.stream.run import ToolRun, new_run_id
 from rhetor_stream.tools.registry import Tool
 
 log = logging.getLogger("rhetor_stream.runs")
@@ -146,8 +149,9 @@ class RunManager:
         log.debug("run %s tool=%s events=%d ended=%s", run.run_id, run.tool_run.tool.name,
                   run.recorder.seq, run.tool_run.end_reason)
 
-    async def record(self, run_id: str) -> RunRecord | None:
-        """The run's status; a run another process left running when it died is ended here first."""
+    async def record_ending_lost(self, run_id: str) -> RunRecord | None:
+        """The run's record, for its status. A run marked running whose process died (its lease
+        lapsed) is ended here first, with `run_lost`: whoever asks about it next finds it ended."""
         record = await self.store.get(run_id)
         if record is None or record.status != RUNNING or run_id in self._local:
             return record
@@ -166,7 +170,7 @@ class RunManager:
 
     async def resume_point(self, run_id: str, after: int) -> Resume:
         """What a client asking for the events of `run_id` after number `after` should get."""
-        record = await self.record(run_id)
+        record = await self.record_ending_lost(run_id)
         if record is None:
             return Resume.UNKNOWN
         if after:
@@ -238,7 +242,7 @@ class RunManager:
             while True:
                 try:
                     events = await self.store.read(run_id, after, wait=poll)
-                    if not events and run_id not in self._local and await self.record(run_id) is None:
+                    if not events and run_id not in self._local and await self.record_ending_lost(run_id) is None:
                         return  # the run expired while we waited
                 except EventsExpired as exc:
                     await follower.deliver(as_logged(after, error_frames(exc, reason=exc.code)))

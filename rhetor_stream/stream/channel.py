@@ -57,7 +57,7 @@ class EventChannel:
     """Events of one stream: `send` waits while the queue is full, `pump` writes them out.
 
     Its events are numbered here, 1, 2, 3...: a stream of its own (the test stream), which nobody
-    resumes. A run's clients read its log instead (`web.follow`), with the log's numbers as ids.
+    resumes. A run's clients read its log instead (`web.streams.RunFollower`), with the log's numbers as ids.
     """
 
     __slots__ = ("_maxsize", "_max_bytes", "_frames", "_queued_bytes", "_getter", "_putters", "_retry_ms",

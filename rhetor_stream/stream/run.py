@@ -12,28 +12,21 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-import attrs
 import orjson
 
-from rhetor_stream.chunking import ChunkMode
 from rhetor_stream.errors import RhetorError
+from rhetor_stream.stream.activity import Activity
 from rhetor_stream.stream.channel import EventSink, Item
+from rhetor_stream.stream.frames import ending, error_frames, failure, timestamp
+from rhetor_stream.stream.options import StreamOptions
 from rhetor_stream.stream.progress import ProgressThrottle
-from rhetor_stream.tools.registry import ArgumentError, Tool, ToolContext, ToolError, preview
+from rhetor_stream.tools.registry import Tool, ToolContext, ToolError
 
 log = logging.getLogger("rhetor_stream.run")
 
 STREAM_EVENT_TYPES = frozenset({"progress", "chunk", "message"})
-CHUNK_SIZES = tuple(mode.value for mode in ChunkMode)
-MAX_RESUME_GRACE = 3600
-
-
-def timestamp() -> str:
-    """ISO 8601 UTC with milliseconds: readable in logs and parseable by `Date` in browsers."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 RUN_ID_SHAPE = "32 lowercase hexadecimal digits"
@@ -48,48 +41,6 @@ def new_run_id() -> str:
 def is_run_id(text: str) -> bool:
     """True for text shaped like `new_run_id()`: ids from URLs end up in store keys."""
     return _RUN_ID.fullmatch(text) is not None
-
-
-@attrs.frozen
-class StreamOptions:
-    """The request's `stream_options`, checked before the stream starts."""
-
-    include_progress: bool = True
-    chunk_size: str = "sentence"
-    resume_grace_s: float | None = None
-
-    @classmethod
-    def parse(cls, raw: Any) -> StreamOptions:
-        if raw is None:
-            return cls()
-        if not isinstance(raw, dict):
-            raise ArgumentError("stream_options", "must be a JSON object")
-        known = [field.name for field in attrs.fields(cls)]
-        unknown = sorted(set(raw) - set(known))
-        if unknown:
-            raise ArgumentError(f"stream_options.{unknown[0]}", f"unknown option (known: {', '.join(known)})")
-        include_progress = raw.get("include_progress", True)
-        if not isinstance(include_progress, bool):
-            raise ArgumentError("stream_options.include_progress", "must be true or false")
-        chunk_size = raw.get("chunk_size", "sentence")
-        if chunk_size not in CHUNK_SIZES:
-            raise ArgumentError("stream_options.chunk_size", f"must be one of {', '.join(CHUNK_SIZES)}, "
-                                f"got {preview(chunk_size)}")
-        grace = raw.get("resume_grace_s")
-        if grace is not None and (isinstance(grace, bool) or not isinstance(grace, (int, float))
-                                  or not 0 <= grace <= MAX_RESUME_GRACE):
-            raise ArgumentError("stream_options.resume_grace_s",
-                                f"must be a number of seconds from 0 to {MAX_RESUME_GRACE}, got {preview(grace)}")
-        return cls(include_progress=include_progress, chunk_size=chunk_size,
-                   resume_grace_s=None if grace is None else float(grace))
-
-
-@attrs.define
-class Activity:
-    """Live counters for `/health` and for tests that prove cancellation works."""
-
-    active_streams: int = 0
-    active_tools: int = 0
 
 
 class ToolRun:
@@ -247,44 +198,12 @@ class ToolRun:
         self.sink.finish(*frames, reason=reason)
 
 
-def ending(event: str, data: dict[str, Any], reason: str) -> tuple[Item, Item]:
-    """The last two frames of every stream: its outcome, then `disconnect` saying why it ended."""
-    return (event, data), ("disconnect", {
-        "message": _DISCONNECT_MESSAGES.get(reason, f"Stream ended: {reason.replace('_', ' ')}"),
-        "reason": reason, "timestamp": timestamp()})
-
-
-def error_frames(error: RhetorError, *, reason: str = "error", tool_name: str | None = None) -> tuple[Item, Item]:
-    """The one way an error of the vocabulary ends a stream: an `error` event with the fields its JSON
-    error would have (message, code, details), then `disconnect` saying `reason`."""
-    return failure(error.public_message, error.code, reason, tool_name=tool_name, details=error.details)
-
-
-def failure(message: str, code: str, reason: str, *, tool_name: str | None = None,
-            details: Mapping[str, Any] | None = None) -> tuple[Item, Item]:
-    """The last two frames of a stream that failed or was stopped (`error_frames` for an error)."""
-    data: dict[str, Any] = {"error": message, "code": code}
-    if tool_name is not None:
-        data["tool_name"] = tool_name
-    if details:
-        data.update(details)
-    data["timestamp"] = timestamp()
-    return ending("error", data, reason)
-
-
 def _always() -> bool:
     return True
 
 
 async def _nothing() -> None:
     """What a dropped progress report awaits."""
-
-_DISCONNECT_MESSAGES = {
-    "complete": "Stream complete",
-    "error": "Stream ended after an error",
-    "server_shutdown": "Server is shutting down",
-}
-
 
 def _json_problem(value: Any) -> str | None:
     try:

@@ -16,7 +16,7 @@ from rhetor_stream.mcp import http as mcp_http
 from rhetor_stream.runs import RunManager, open_store
 from rhetor_stream.settings import Settings
 from rhetor_stream.specialists import tools as specialist_tools
-from rhetor_stream.stream.run import Activity
+from rhetor_stream.stream.activity import Activity
 from rhetor_stream.stream.supervisor import StreamSupervisor
 from rhetor_stream.tools import builtin
 from rhetor_stream.tools.loading import load_tools

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from rhetor_stream import __version__
 from rhetor_stream.stream.channel import EventChannel, Item
-from rhetor_stream.stream.run import StreamOptions, ToolRun
+from rhetor_stream.stream.options import StreamOptions
+from rhetor_stream.stream.run import ToolRun
 from rhetor_stream.tools.builtin import STREAM_TEST_TOOL
 from rhetor_stream.web.capacity import CAPACITY
 from rhetor_stream.web.errors import ApiError, json_response

@@ -8,7 +8,7 @@ import attrs
 import orjson
 from aiohttp import hdrs, web
 
-from rhetor_stream.stream.run import StreamOptions
+from rhetor_stream.stream.options import StreamOptions
 from rhetor_stream.tools.registry import ArgumentError, Tool, ToolRegistry
 from rhetor_stream.web.errors import ApiError, malformed_request
 from rhetor_stream.web.guard import check_token_budget

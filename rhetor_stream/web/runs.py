@@ -23,14 +23,22 @@ from rhetor_stream.runs import id_prefix
 from rhetor_stream.runs.manager import LocalRun, Resume, as_logged
 from rhetor_stream.runs.store import FINAL_STATUSES, StoreUnavailable
 from rhetor_stream.sse.ids import EventId, InvalidEventId, shown
-from rhetor_stream.stream.run import RUN_ID_SHAPE, error_frames, is_run_id
+from rhetor_stream.stream.frames import error_frames
+from rhetor_stream.stream.run import RUN_ID_SHAPE, is_run_id
 from rhetor_stream.web import guard
 from rhetor_stream.web.capacity import SLOT
 from rhetor_stream.web.errors import ApiError, json_response
-from rhetor_stream.web.follow import EventFrames, Frames, RunFollower
 from rhetor_stream.web.requests import read_tool_call
 from rhetor_stream.web.state import STATE
-from rhetor_stream.web.streams import CLIENT_GONE, SSE_HEADERS, EventStreamResponse, retry_hint
+from rhetor_stream.web.streams import (
+    CLIENT_GONE,
+    SSE_HEADERS,
+    EventFrames,
+    EventStreamResponse,
+    Frames,
+    RunFollower,
+    retry_hint,
+)
 
 log = logging.getLogger("rhetor_stream.runs")
 # Seconds a follower waits for new events before it checks that its run still exists.
@@ -53,7 +61,7 @@ async def stream_as_run(request: web.Request) -> web.StreamResponse:
     run = await state.runs.create(call.tool, call.arguments, call.options, grace=grace)
     guard.hold_slot(request, run)
     # Where to resume: a browser can hand it to EventSource (with keys it carries the run token).
-    return await follow(request, run.run_id, 0, local=run, hold_back=True,
+    return await follow(request, run.run_id, 0, local=run, backpressure=True,
                         events_url=_events_url(request, run.run_id))
 
 
@@ -84,13 +92,13 @@ async def run_events(request: web.Request) -> web.StreamResponse:
                            f"end of run {run_id} (it has not sent that many events)", run_id=run_id)
     except StoreUnavailable as exc:  # wait for it in the stream (see the module docstring)
         log.warning("GET %s waits for the event store: %s", request.path, exc)
-    return await follow(request, run_id, after, local=state.runs.local(run_id), hold_back=False)
+    return await follow(request, run_id, after, local=state.runs.local(run_id), backpressure=False)
 
 
 async def run_status(request: web.Request) -> web.Response:
     state = request.app[STATE]
     run_id = _run_id(request)
-    record = await state.runs.record(run_id)
+    record = await state.runs.record_ending_lost(run_id)
     if record is None:
         raise ApiError(404, "unknown_run", f"no run {run_id!r} (finished runs are kept for "
                        f"{state.settings.run_retention:g} s)", run_id=run_id)
@@ -102,7 +110,7 @@ async def run_status(request: web.Request) -> web.Response:
 async def cancel_run(request: web.Request) -> web.Response:
     state = request.app[STATE]
     run_id = _run_id(request)
-    record = await state.runs.record(run_id)
+    record = await state.runs.record_ending_lost(run_id)
     if record is None:
         raise ApiError(404, "unknown_run", f"no run {run_id!r}", run_id=run_id)
     if record.status in FINAL_STATUSES:
@@ -112,10 +120,11 @@ async def cancel_run(request: web.Request) -> web.Response:
 
 
 async def follow(request: web.Request, run_id: str, after: int, *, local: LocalRun | None,
-                 hold_back: bool, events_url: str | None = None,
+                 backpressure: bool, events_url: str | None = None,
                  frames: Callable[[int], Frames] | None = None) -> web.StreamResponse:
     """Stream a run's log after event `after` to this client; `frames(retry_ms)` frames it
-    differently (the MCP transport), by default as our events. `events_url` goes out as the
+    differently (the MCP transport), by default as our events. With `backpressure` (the client that
+    started the run) the run waits for this client when it falls behind. `events_url` goes out as the
     X-Events-URL header (it is not kept: every byte an open stream holds counts)."""
     state = request.app[STATE]
     settings = state.settings
@@ -125,7 +134,7 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
     follower = RunFollower(request, response, frames(retry_ms) if frames is not None else
                            EventFrames(id_prefix(run_id), retry_ms), max_bytes=settings.queue_bytes,
                            local=local is not None)
-    recorder = local.recorder if hold_back and local is not None else None
+    recorder = local.recorder if backpressure and local is not None else None
     started = asyncio.get_running_loop().time()
     async with response.serving(follower):
         # Subscribed before the first write: a client that is gone before the headers go out (prepare

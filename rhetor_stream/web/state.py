@@ -8,7 +8,7 @@ from aiohttp import web
 
 from rhetor_stream.runs import RunManager
 from rhetor_stream.settings import Settings
-from rhetor_stream.stream.run import Activity
+from rhetor_stream.stream.activity import Activity
 from rhetor_stream.stream.supervisor import StreamSupervisor
 from rhetor_stream.tools.registry import ToolRegistry
 
