@@ -21,7 +21,7 @@ from rhetor_stream.stream.supervisor import StreamSupervisor
 from rhetor_stream.tools import builtin
 from rhetor_stream.tools.loading import load_tools
 from rhetor_stream.tools.registry import ToolRegistry
-from rhetor_stream.web import guard, handlers, runs
+from rhetor_stream.web import guard, runs, site, test_stream, tool_calls
 from rhetor_stream.web.capacity import CAPACITY, Capacity, capacity_middleware
 from rhetor_stream.web.errors import ServerLog, error_middleware
 from rhetor_stream.web.state import STATE, AppState
@@ -31,7 +31,7 @@ from rhetor_stream.web.state import STATE, AppState
 STREAMS_SHARE = 0.5
 RUNNER_SHARE = 0.1
 # What takes one of the --max-streams slots: every stream, and every call that runs a tool.
-LIMITED = (runs.stream_as_run, runs.start_run, runs.run_events, handlers.stream_test, handlers.process_tool,
+LIMITED = (runs.stream_as_run, runs.start_run, runs.run_events, test_stream.stream_test, tool_calls.process_tool,
            mcp_http.post, mcp_http.get)
 
 
@@ -84,14 +84,14 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         app.router.add_get(f"{API}/runs/{{run_id}}", runs.run_status),
         app.router.add_delete(f"{API}/runs/{{run_id}}", runs.cancel_run),
         app.router.add_get(f"{API}/runs/{{run_id}}/events", runs.run_events),
-        app.router.add_post(f"{API}/process", handlers.process_tool),
-        app.router.add_get(f"{API}/stream/test", handlers.stream_test),
-        app.router.add_get(f"{API}/tools", handlers.list_tools),
-        app.router.add_get("/health", handlers.health),
+        app.router.add_post(f"{API}/process", tool_calls.process_tool),
+        app.router.add_get(f"{API}/stream/test", test_stream.stream_test),
+        app.router.add_get(f"{API}/tools", tool_calls.list_tools),
+        app.router.add_get("/health", site.health),
         *mcp_http.setup(app),
     ]
-    app.router.add_get("/", handlers.page)
-    app.router.add_get("/static/{name}", handlers.static_file)
+    app.router.add_get("/", site.page)
+    app.router.add_get("/static/{name}", site.static_file)
     if settings.cors_origin:
         _allow_origins(app, settings.cors_origin, api_routes)
     return app

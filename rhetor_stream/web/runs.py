@@ -1,4 +1,6 @@
-"""Run endpoints: start detached runs, follow (and resume) any run's events, status and cancel.
+"""Run endpoints. `POST /api/mcp/v2/stream` is here: every streamed tool call is a run, whose first
+subscriber is the request itself. Also: start detached runs, follow (and resume) any run's events,
+a run's status, and cancel.
 
 While the event store is away (Redis restarting), a stream that is open stays open: it waits for the
 store with heartbeats, and its run goes on (see `RunManager.forward` and the Redis store). A client
