@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.harness import PY, ROOT, SERVERS, loadgen, rss_kib, start_server
+from bench.harness import PY, ROOT, SERVERS, cpu_seconds, loadgen, rss_kib, start_server
 
 FULL = {"single_count": 200_000, "run_count": 100_000, "streams": 1000, "stream_count": 500, "requests": 500,
         "idle": 2000, "runs": 3}
@@ -42,12 +42,6 @@ def idle_memory(process: subprocess.Popen[bytes], port: int, streams: int, path:
     holder.stdin.flush()
     holder.wait(timeout=60)
     return (after - before) / max(1, ready["ready"]), ready["errors"]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used: per event, a figure the machine's load barely moves."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def throughput(process: subprocess.Popen[bytes], port: int, path: str, streams: int, count: int) -> dict[str, Any]:

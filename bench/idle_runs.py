@@ -10,19 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import time
 
 import aiohttp
 
-from bench.harness import SERVERS, start_server
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process, from /proc (Linux)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from bench.harness import SERVERS, cpu_seconds, start_server
 
 
 def cpu_share(pid: int, seconds: float) -> float:

@@ -33,12 +33,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from http.client import HTTPConnection, HTTPException
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from bench.__main__ import machine
-from bench.harness import PY, ROOT, rss_kib, server_setup
+from bench.harness import PY, ROOT, cpu_seconds, rss_kib, server_setup
 from bench.loadgen import pin, raise_fd_limit
 from bench.stores import start_redis
 from rhetor_stream.api import API
@@ -127,8 +126,7 @@ class Server:
         return rss_kib(self.pid) * 1024
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.pid)
 
     def log_size(self) -> int:
         return os.fstat(self.log.fileno()).st_size
