@@ -41,7 +41,7 @@ from rhetor_stream.web import guard
 from rhetor_stream.web.errors import ApiError
 from rhetor_stream.web.runs import follow
 from rhetor_stream.web.state import STATE
-from rhetor_stream.web.streams import SSE_HEADERS, CallSession
+from rhetor_stream.web.streams import SSE_HEADERS, RunCall
 
 PATH = "/mcp"
 SESSION_HEADER = "Mcp-Session-Id"
@@ -324,14 +324,12 @@ async def _call_tool_for_json(request: web.Request, session: Session, message: M
     if not isinstance(call, _Call):
         return call
     relay = McpRelay(call.stream)
-    forwarder = asyncio.create_task(state.runs.forward(call.run.run_id, 0, relay))
-    watched = CallSession(request, forwarder)
+    watched = RunCall(request, call.run.tool_run)
     state.supervisor.watch(watched)
     state.runs.subscribed(call.run)
     try:
-        await asyncio.wait({forwarder})
-    finally:
-        forwarder.cancel()
+        await state.runs.forward(call.run.run_id, 0, relay)
+    finally:  # also when aiohttp cancels the handler: the run is cancelled with its last subscriber
         state.supervisor.forget(watched)
         state.runs.unsubscribed(call.run)
     if relay.response is None:

@@ -144,8 +144,8 @@ class StreamSession:
 
 
 class RunCall:
-    """A tool run answered as one JSON document (`/process`): no stream, but a vanished client still
-    cancels it (and the reason is the one its answer gives)."""
+    """A tool run answered as one JSON document (`/process`, an MCP tools/call without a stream): no
+    stream, but a vanished client still cancels it (and the reason is the one its answer gives)."""
 
     __slots__ = ("request", "run")
     writes: EventChannel | None = None
@@ -159,26 +159,6 @@ class RunCall:
 
     async def wait_closed(self) -> None:
         await self.run.wait_closed()
-
-
-class CallSession:
-    """A task answering one JSON document (an MCP tools/call without a stream): no channel, but a
-    vanished client still cancels it."""
-
-    writes: EventChannel | None = None
-
-    def __init__(self, request: web.BaseRequest, task: asyncio.Task[object]) -> None:
-        self.request = request
-        self.task = task
-        self.reason: str | None = None
-
-    def drop(self, reason: str) -> None:
-        if not self.task.done():
-            self.reason = reason
-            self.task.cancel()
-
-    async def wait_closed(self) -> None:
-        await asyncio.wait({self.task})
 
 
 # The bytes of one event of a run's log on the wire: (number, event, JSON data) -> frame.
