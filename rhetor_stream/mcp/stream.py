@@ -113,9 +113,10 @@ class McpFrames:
         self._head = id_head(call.id_prefix(run_id))
         self._retry_ms = retry_ms
 
-    def __call__(self, number: int, event: str, data: bytes) -> bytes:
+    def __call__(self, event: StoredEvent) -> bytes:
         retry, self._retry_ms = self._retry_ms, None
-        return encode_numbered(self._head, number, "message", self.call.message(number, event, data), retry)
+        return encode_numbered(self._head, event.seq, "message", self.call.message(event.seq, event.event, event.data),
+                               retry)
 
 
 class McpRelay:
@@ -130,11 +131,11 @@ class McpRelay:
         self._deliver = deliver
 
     async def deliver(self, events: Sequence[StoredEvent]) -> None:
-        for number, event, data in events:
+        for event in events:
             if self.response is not None:
                 return  # nothing follows a response
-            message = self.call.message(number, event, data)
-            if event in ("complete", "error"):
+            message = self.call.message(event.seq, event.event, event.data)
+            if event.event in ("complete", "error"):
                 self.response = message
             if message and self._deliver is not None:
                 self._deliver(message)

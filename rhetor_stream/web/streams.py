@@ -161,8 +161,8 @@ class RunCall:
         await self.run.wait_closed()
 
 
-# The bytes of one event of a run's log on the wire: (number, event, JSON data) -> frame.
-Frames = Callable[[int, str, bytes], bytes]
+# The bytes of one event of a run's log on the wire.
+Frames = Callable[[StoredEvent], bytes]
 
 
 class EventFrames:
@@ -174,9 +174,9 @@ class EventFrames:
         self._head = id_head(id_prefix)
         self._retry_ms = retry_ms
 
-    def __call__(self, number: int, event: str, data: bytes) -> bytes:
+    def __call__(self, event: StoredEvent) -> bytes:
         retry, self._retry_ms = self._retry_ms, None
-        return encode_numbered(self._head, number, event, data, retry)
+        return encode_numbered(self._head, event.seq, event.event, event.data, retry)
 
 
 class RunFollower:
@@ -216,14 +216,14 @@ class RunFollower:
         frames = self._frames
         batch: list[bytes] = []
         size = 0
-        for number, event, data in events:
-            frame = frames(number, event, data)
+        for event in events:
+            frame = frames(event)
             if size and size + len(frame) > self._max_bytes:
                 await self._write(b"".join(batch), len(batch))
                 batch, size = [], 0
             batch.append(frame)
             size += len(frame)
-            self.last_id = number
+            self.last_id = event.seq
         await self._write(batch[0] if len(batch) == 1 else b"".join(batch), len(batch))
 
     async def idle(self) -> None:
