@@ -41,6 +41,9 @@ class _Log:
     expires: float | None = None
 
 
+_DROPPED = StoredEvent(0, "", b"")  # what a dropped event's slot holds until the list is cut
+
+
 def _time_up(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -90,7 +93,9 @@ class MemoryEventStore(EventStore):
     def _trim(self, log: _Log) -> None:
         """Drop the oldest events past the bounds; a subscriber that far behind is told so (EventsExpired).
 
-        Dropping only moves `dropped`; the list is cut when half of it is dropped.
+        Dropping moves `dropped` and lets go of the event at once (its slot points at one shared empty
+        event): the memory the budget no longer counts is freed now, not when the list is cut, which
+        happens when half of it is dropped.
         """
         events, first, size, total = log.events, log.dropped, log.size, self._total
         max_events, max_size, budget = self._max_events, self._max_bytes + RUN_COST, self._max_total_bytes
@@ -100,6 +105,7 @@ class MemoryEventStore(EventStore):
             cost = len(events[first].data) + EVENT_COST
             size -= cost
             total -= cost
+            events[first] = _DROPPED
             first += 1
         log.size, self._total = size, total
         if first > len(events) // 2:
