@@ -76,7 +76,8 @@ async def serve(settings: Settings, *, reuse_port: bool = False,
     _quiet_accept_errors(asyncio.get_running_loop())
     runner = web.AppRunner(create_app(settings), handle_signals=False, **runner_options(settings))
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port,
+                       backlog=settings.listen_backlog)
     try:
         await site.start()
         if on_ready is not None:

@@ -166,6 +166,9 @@ class Settings:
     max_streams_per_client: int = _setting(0, "the same limit per client address (peers behind one "
                                            "proxy share it); 0 means a quarter of --max-streams",
                                            validator=_non_negative)
+    listen_backlog: int = _setting(1024, "connections the kernel queues until the server accepts them; "
+                                   "a burst past it waits a second or more for its SYN to be retried "
+                                   "(capped by net.core.somaxconn)", validator=_positive)
     keepalive_timeout: float = _setting(15.0, "seconds a connection may stay idle between requests, "
                                         "or take to send a request's headers, before it is closed",
                                         validator=_positive)

@@ -31,7 +31,9 @@ def main() -> None:
     app = web.Application()
     app.router.add_get(PATH, stream)
     announce(parser.parse_args().port)
-    web.run_app(app, host="127.0.0.1", port=parser.parse_args().port, print=None, access_log=None)
+    # The same listen queue as rhetor_stream (uvicorn, for sse-starlette, has 2048): 1000 clients connect at once.
+    web.run_app(app, host="127.0.0.1", port=parser.parse_args().port, print=None, access_log=None,
+                backlog=1024)
 
 
 if __name__ == "__main__":
