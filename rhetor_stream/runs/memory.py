@@ -33,7 +33,7 @@ RUN_COST = 512
 class _Log:
     record: RunRecord
     events: list[StoredEvent] = attrs.Factory(list)
-    dropped: int = 0  # events[:dropped] are past the bound, kept only until the next compaction
+    dropped: int = 0  # events[:dropped] are past the bound (_DROPPED), cut off when half the list is
     size: int = 0
     # Followers waiting for the next event, each on a future of its own: a shared one would need a
     # shield per wait (and wait_for a task), about a kilobyte per open stream of a quiet run.

@@ -3,9 +3,9 @@
 A run has no queue of its own: its events go to the store, and each subscriber follows the log at
 its own pace. A subscriber that asked for backpressure (the client of `POST /stream`) holds the run
 back when it falls `window` events behind what the run has logged; a detached run is only limited by
-the store's own bound. That window is the run's only backpressure on its tool: the subscriber's
-channel bounds what waits for its socket, in events and bytes, and while it is full the subscriber
-reads nothing more from the log, so its place falls behind and the window closes.
+the store's own bound. That window is the run's only backpressure on its tool: a subscriber writes
+what it read before it reads more, so while its client is slow its place falls behind and the window
+closes.
 
 This is the per-event path of every run, so it is kept short: the slowest subscriber's place is
 remembered rather than searched for on each event, and the store is only awaited when it asks.
