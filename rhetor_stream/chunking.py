@@ -231,7 +231,7 @@ class _Sentences(_Scanner):
         self._term = self._found = None
 
 
-_COMPACT_AT = 4096
+_COMPACT_AT = 512
 
 
 class Chunker:
@@ -248,7 +248,9 @@ class Chunker:
         self.max_chars = max_chars
         # The text not handed out yet is `_buffer[_start:]`, never more than max_chars between feeds.
         # Handed-out text is cut off the front only now and then (`_COMPACT_AT`): cutting moves every
-        # scanner's positions, which for one-word deltas would cost as much as the scanning itself.
+        # scanner's positions, which for one-word deltas would cost as much as the scanning itself. Not
+        # rarely either: appending a delta may copy the whole buffer (a str is resized to its exact
+        # size), so a long handed-out head would make one-character deltas cost more per character.
         self._buffer = ""
         self._start = 0
         self._reset()

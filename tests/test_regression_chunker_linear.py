@@ -18,7 +18,7 @@ import pytest
 
 from rhetor_stream.chunking import Chunker
 
-N = 500
+N = 2000  # at least max_chars (2000): both sizes then reach the chunker's steady state (a full window)
 GROWTH = 16
 MAX_RATIO = 20
 TRIES = 5
