@@ -283,14 +283,13 @@ class RedisEventStore(EventStore):
             self._on_overflow(run_id)
         self._dirty[run_id] = run
         self._schedule_flush()
-        return run.last - run.written >= _PENDING_LIMIT or self._held.bytes > self._held.limit
+        return self._behind(run)
 
     async def wait_written(self, run_id: str) -> None:
         # Backpressure while Redis keeps up; while it is away, the buffer's budget bounds the run.
         run = self._held.get(run_id)
         while (run is not None and self._away is None and self._flushing is not None
-               and not self._flushing.done()
-               and (run.last - run.written >= _PENDING_LIMIT or self._held.bytes > self._held.limit)):
+               and not self._flushing.done() and self._behind(run)):
             if self._round is None or self._round.done():
                 self._round = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._round)
@@ -439,6 +438,10 @@ class RedisEventStore(EventStore):
         self._schedule_flush()
         log.warning("this process's lease in redis had lapsed: %d run(s) restored, %d stopped "
                     "(ended elsewhere as lost)", restored, stopped)
+
+    def _behind(self, run: RunEvents) -> bool:
+        """Too much of `run` waits to be written: its producer should wait for the writer."""
+        return run.last - run.written >= _PENDING_LIMIT or self._held.bytes > self._held.limit
 
     def _schedule_flush(self) -> None:
         if self._flushing is None or self._flushing.done():

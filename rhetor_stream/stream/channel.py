@@ -42,6 +42,18 @@ def encode_payload(data: Payload) -> bytes:
     return data if type(data) is bytes else bytes(memoryview(orjson.dumps(data)))
 
 
+def coalesced(frames: list[bytes], max_bytes: int) -> Iterator[bytes]:
+    """`frames` joined into as few writes as possible of at most `max_bytes` each (a larger single
+    frame goes alone): what a stream has ready goes out in one write, not one per event."""
+    start = size = 0
+    for index, frame in enumerate(frames):
+        if size and size + len(frame) > max_bytes:
+            yield b"".join(frames[start:index])
+            start, size = index, 0
+        size += len(frame)
+    yield b"".join(frames[start:])
+
+
 class EventSink(Protocol):
     """Where a run's events go: a client's channel directly, or a run's event log."""
 
@@ -132,7 +144,7 @@ class EventChannel:
                 return  # finished with nothing left to write
             # A heartbeat is only queued into an empty queue, so it can only come first.
             self.events_written += len(frames) - (frames[0] is HEARTBEAT)
-            for payload in ((b"".join(frames),) if queued <= self._max_bytes else self._batches(frames)):
+            for payload in ((b"".join(frames),) if queued <= self._max_bytes else coalesced(frames, self._max_bytes)):
                 self.write_started = loop.time()
                 await response.write(payload)
                 self.last_write = loop.time()
@@ -157,15 +169,6 @@ class EventChannel:
         if self._getter is not None:
             self._wake_writer()
 
-    def _batches(self, frames: list[bytes]) -> Iterator[bytes]:
-        """`frames` joined into writes of at most `max_bytes` (a larger single frame goes alone)."""
-        start = size = 0
-        for index, frame in enumerate(frames):
-            if size and size + len(frame) > self._max_bytes:
-                yield b"".join(frames[start:index])
-                start, size = index, 0
-            size += len(frame)
-        yield b"".join(frames[start:])
 
     def _wake_writer(self) -> None:
         getter = self._getter

@@ -39,7 +39,7 @@ from aiohttp import ClientConnectionResetError, web
 from rhetor_stream.runs.store import StoredEvent
 from rhetor_stream.sse.encoding import HEARTBEAT, encode_numbered
 from rhetor_stream.sse.ids import id_head
-from rhetor_stream.stream.channel import EventChannel
+from rhetor_stream.stream.channel import EventChannel, coalesced
 from rhetor_stream.stream.run import ToolRun
 from rhetor_stream.stream.supervisor import Watched
 from rhetor_stream.web.state import STATE
@@ -213,23 +213,16 @@ class RunFollower:
         return self._dropped
 
     async def deliver(self, events: Sequence[StoredEvent]) -> None:
-        frames = self._frames
-        batch: list[bytes] = []
-        size = 0
-        for event in events:
-            frame = frames(event)
-            if size and size + len(frame) > self._max_bytes:
-                await self._write(b"".join(batch), len(batch))
-                batch, size = [], 0
-            batch.append(frame)
-            size += len(frame)
-            self.last_id = event.seq
-        await self._write(batch[0] if len(batch) == 1 else b"".join(batch), len(batch))
+        frames = list(map(self._frames, events))
+        for payload in coalesced(frames, self._max_bytes):
+            await self._write(payload)
+        self.events_written += len(frames)
+        self.last_id = events[-1].seq
 
     async def idle(self) -> None:
         if self._ping:
             self._ping = False
-            await self._write(HEARTBEAT, 0)
+            await self._write(HEARTBEAT)
 
     def heartbeat(self) -> None:
         """A ping is due: written the next time the log has nothing new (`idle`)."""
@@ -250,11 +243,10 @@ class RunFollower:
     async def wait_closed(self) -> None:
         await asyncio.shield(self._closed)
 
-    async def _write(self, payload: bytes, events: int) -> None:
+    async def _write(self, payload: bytes) -> None:
         loop = asyncio.get_running_loop()
         self.write_started = loop.time()
         await self._response.write(payload)
         self.last_write = loop.time()
         self.write_started = None
-        self.events_written += events
         self.bytes_written += len(payload)
