@@ -76,6 +76,15 @@ class ToolRun:
         self._started = self._loop.time()
 
     def start(self) -> asyncio.Task[None]:
+        """Log `connected` and start the tool's task.
+
+        `connected` is logged here, before the task's first step: whoever follows the run finds it at
+        once and writes it without waiting a loop turn for the task (the time to first event of every
+        stream), and a run cancelled before its first step still begins with it. A fresh sink always
+        takes one event.
+        """
+        self.sink.offer("connected", {"run_id": self.run_id, "tool_name": self.tool.name, "timestamp": timestamp(),
+                                      "message": f"Connected; running {self.tool.name}"})
         self._task = asyncio.create_task(self.execute())
         self._task.add_done_callback(self._ensure_ended)
         return self._task
@@ -98,9 +107,6 @@ class ToolRun:
         self._throttle = throttle
         self._activity.active_tools += 1
         try:
-            await sink.send("connected", {
-                "run_id": self.run_id, "tool_name": tool.name, "timestamp": timestamp(),
-                "message": f"Connected; running {tool.name}"})
             automatic = self.options.include_progress and not tool.streaming
             if automatic:
                 await throttle.report("starting", 0, f"Starting {tool.name}")

@@ -143,11 +143,6 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
         # raises) unsubscribes in the `finally` like any other, so its run does not go on without it.
         state.runs.subscribed(local)
         try:
-            if local is not None:
-                # One loop turn for the run to take its next step (a new run: its `connected`, and all
-                # the events of a quick tool) before the first read, which then finds them instead of
-                # waiting to be woken: the time to first event of every POST /stream.
-                await asyncio.sleep(0)
             await response.prepare(request)
             await state.runs.forward(run_id, after, follower, recorder=recorder,
                                      poll=min(_POLL, settings.heartbeat or _POLL))
