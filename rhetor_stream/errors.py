@@ -3,7 +3,7 @@
 Each error carries a stable `code` (what clients branch on), a `message` a person can act on, optional
 `details` (extra fields such as the offending `argument`, or the partial answer of a model stream cut
 short) and the HTTP `status` it maps to. Where it is raised decides nothing about how it travels:
-before a stream starts, `web.errors.error_middleware` turns it into a JSON error with that status;
+before a stream starts, `web.errors.error_answer` turns it into a JSON error with that status;
 once a stream runs, `stream.frames.error_frames` turns it into the final `error` and `disconnect`
 events. Both write the same fields, so a client reads one shape either way.
 

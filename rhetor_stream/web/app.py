@@ -22,8 +22,9 @@ from rhetor_stream.tools import builtin
 from rhetor_stream.tools.loading import load_tools
 from rhetor_stream.tools.registry import ToolRegistry
 from rhetor_stream.web import guard, runs, site, test_stream, tool_calls
-from rhetor_stream.web.capacity import CAPACITY, Capacity, capacity_middleware
-from rhetor_stream.web.errors import ServerLog, error_middleware
+from rhetor_stream.web.capacity import CAPACITY, Capacity
+from rhetor_stream.web.errors import ServerLog
+from rhetor_stream.web.middleware import front_door
 from rhetor_stream.web.state import STATE, AppState
 
 # How --shutdown-timeout is spent: open streams get half of it to end with their final frames, then
@@ -60,8 +61,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
     if tools is None:
         tools = served_tools(settings.tools)  # a module that cannot be served stops start-up
     # The security checks first: a request they refuse takes no place under --max-streams.
-    app = web.Application(middlewares=[error_middleware, guard.security_middleware,
-                                       capacity_middleware(LIMITED)],
+    app = web.Application(middlewares=[front_door(LIMITED)],
                           client_max_size=settings.max_body_bytes,
                           handler_args={"logger": ServerLog(server_logger)})
     app[CAPACITY] = Capacity.from_settings(settings)

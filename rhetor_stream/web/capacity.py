@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import resource
 import time
-from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import attrs
@@ -29,9 +28,6 @@ log = logging.getLogger("rhetor_stream.capacity")
 FD_RESERVE = 128
 # The derived limit never goes above this: ~44 KiB per open run stream makes it ~440 MiB.
 DERIVED_MAX_STREAMS = 10_000
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 def open_file_limit() -> int | None:
     """The soft RLIMIT_NOFILE, or None when it is unlimited."""
@@ -142,21 +138,3 @@ class Capacity:
 
 SLOT = web.RequestKey("rhetor_stream slot", Slot)
 CAPACITY = web.AppKey("rhetor_stream capacity", Capacity)
-
-
-def capacity_middleware(limited: Collection[Handler]) -> Any:
-    """Take a slot before any handler in `limited` runs; give it back when its response is done."""
-
-    @web.middleware
-    async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.match_info.handler not in limited:
-            return await handler(request)
-        taken = request.app[CAPACITY].take(request.remote or "")
-        request[SLOT] = taken
-        try:
-            return await handler(request)
-        finally:
-            if not taken.kept:
-                taken.release()
-
-    return limit

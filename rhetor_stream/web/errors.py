@@ -7,7 +7,7 @@ any `RhetorError` (see `rhetor_stream.errors`) a handler raises is answered by `
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -17,8 +17,6 @@ from aiohttp.http_exceptions import HttpProcessingError
 from rhetor_stream.errors import RhetorError
 
 log = logging.getLogger("rhetor_stream.web")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _SUMMARY_CHARS = 200
 
@@ -91,15 +89,14 @@ def http_error(request: web.Request, exc: RhetorError) -> web.Response:
     return response
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except RhetorError as exc:
+def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse | None:
+    """The answer to what a handler (or a check before it) raised, or None for an HTTPException that
+    is not an error (a redirect), which goes on as it is."""
+    if isinstance(exc, RhetorError):
         return http_error(request, exc)
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            return None
         code = _HTTP_CODES.get(exc.status, "http_error")
         message = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
         if exc.status == 404:
@@ -107,11 +104,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         elif exc.status == 405:
             message = f"{request.method} is not allowed on {request.path}"
         return error_response(exc.status, code, message)
-    except ConnectionError:
+    if isinstance(exc, ConnectionError):
         # The client left before its response could start (aiohttp's ClientConnectionResetError is
         # one): nobody is left to read an answer, and it is not a server fault worth a traceback.
         log.debug("client of %s %s left before the response started", request.method, request.path)
         return web.Response(status=499, reason="Client Closed Request")
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "internal server error (see the server log)")
+    log.error("unhandled error in %s %s", request.method, request.path, exc_info=exc)
+    return error_response(500, "internal_error", "internal server error (see the server log)")

@@ -21,7 +21,7 @@ from rhetor_stream.security.keys import KeyRing, bearer_token
 from rhetor_stream.security.limits import ANONYMOUS, KeyLimiter, Refusal, Slot
 from rhetor_stream.settings import Settings
 from rhetor_stream.tools.registry import Tool
-from rhetor_stream.web.errors import ApiError, Handler
+from rhetor_stream.web.errors import ApiError
 from rhetor_stream.web.state import STATE
 
 log = logging.getLogger("rhetor_stream.security")
@@ -69,8 +69,10 @@ def setup(app: web.Application, settings: Settings) -> None:
     app.on_startup.append(settle_secret)
 
 
-@web.middleware
-async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def check_request(request: web.Request) -> None:
+    """The checks before any handler: Host, Origin, the API key, and the key's limits on a request
+    that starts work; each refusal is an ApiError. A run's place under those limits taken here is
+    given back by `release_run_slot` when the request ends (unless the run took it over)."""
     guard = request.app[GUARD]
     host = request.headers.get(hdrs.HOST)
     problem = guard.hosts.host_problem(host)
@@ -90,12 +92,14 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
             retry_after: dict[str, str] = {} if refusal.retry_after is None else {
                 hdrs.RETRY_AFTER: str(refusal.retry_after)}
             raise ApiError(429, "rate_limited", refusal.message, headers=retry_after, limit=refusal.limit)
-    try:
-        return await handler(request)
-    finally:
-        slot = request.pop(_SLOT, None)
-        if slot is not None:  # no run took it over (/process, or the request failed)
-            slot.release()
+
+
+def release_run_slot(request: web.Request) -> None:
+    """The request is over: the place `check_request` (or `admit_run`) took for it goes back, unless
+    a run took it over (`hold_slot`): /process, or a request that failed."""
+    slot = request.pop(_SLOT, None)
+    if slot is not None:
+        slot.release()
 
 
 def admit_run(request: web.Request) -> Refusal | None:
