@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -135,8 +136,8 @@ class RunManager:
         if not self.store.shared:  # in a shared store, other processes' subscribers may be reading
             tool_run.listened = run.followed_here
         self._local[run_id] = run
-        # After ToolRun's own callback, which ends the run's log if the task never got to run.
-        tool_run.start().add_done_callback(lambda task: self._finalize(run))
+        tool_run.ended = functools.partial(self._finalize, run)
+        tool_run.start()
         return run
 
     def _finalize(self, run: LocalRun) -> None:

@@ -46,7 +46,7 @@ def is_run_id(text: str) -> bool:
 class ToolRun:
     """Runs one tool and turns everything that happens into events on a sink (a client channel or a run log)."""
 
-    __slots__ = ("tool", "arguments", "sink", "options", "run_id", "end_reason", "listened", "_activity",
+    __slots__ = ("tool", "arguments", "sink", "options", "run_id", "end_reason", "listened", "ended", "_activity",
                  "_app", "_progress_interval", "_processing_tick", "_cancel_reason", "_task", "_tick", "_throttle",
                  "_reported", "_loop", "_started")
 
@@ -63,6 +63,9 @@ class ToolRun:
         # Whether anybody follows the events now: a channel always has its reader, the owner of a
         # run's log knows its subscribers.
         self.listened: Callable[[], bool] = _always
+        # Called once the task is over and the final events are on the sink (the owner of a run's log
+        # gives back what the run held); a hook rather than a second done callback: memory per open run.
+        self.ended: Callable[[], object] = _no_one_to_tell
         self._activity = activity
         self._app = app
         self._progress_interval = progress_interval
@@ -191,6 +194,7 @@ class ToolRun:
         """A task cancelled before its first step never ran `execute`, so nothing ended the stream."""
         if self.end_reason == "running":
             self._stopped()
+        self.ended()
 
     def _stopped(self) -> None:
         reason = self._cancel_reason or "cancelled"
@@ -206,6 +210,10 @@ class ToolRun:
 
 def _always() -> bool:
     return True
+
+
+def _no_one_to_tell() -> None:
+    """What a run that nobody owns calls when it has ended."""
 
 
 async def _nothing() -> None:

@@ -182,9 +182,10 @@ class EventFrames:
 class RunFollower:
     """One client's stream of a run: what `RunManager.forward` feeds and the supervisor watches."""
 
-    # Slots and a bare future: memory per open stream is a product figure.
+    # Slots, and no future or Event of its own (shutdown waits for the request's task, like
+    # StreamSession's): memory per open stream is a product figure.
     __slots__ = ("request", "local", "events_written", "bytes_written", "write_started", "last_write", "_frames",
-                 "_max_bytes", "_response", "_ping", "_task", "_dropped", "_closed", "last_id")
+                 "_max_bytes", "_response", "_ping", "_task", "_dropped", "_ended", "last_id")
 
     def __init__(self, request: web.BaseRequest, response: web.StreamResponse, frames: Frames, *,
                  max_bytes: int, local: bool) -> None:
@@ -201,7 +202,7 @@ class RunFollower:
         self._ping = False
         self._task = asyncio.current_task()
         self._dropped: str | None = None
-        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ended = False
 
     @property
     def writes(self) -> RunFollower:
@@ -231,17 +232,18 @@ class RunFollower:
     def drop(self, reason: str) -> None:
         if reason == "server_shutdown" and self.local:
             return  # the run itself is cancelled; its final events reach this subscriber
-        if self._dropped is None and self._task is not None and not self._closed.done():
+        if self._dropped is None and self._task is not None and not self._ended:
             self._dropped = reason
             self._task.cancel()
 
     def ended(self) -> None:
-        """The stream is over (`wait_closed` returns)."""
-        if not self._closed.done():
-            self._closed.set_result(None)
+        """The stream is over: nothing is left to drop."""
+        self._ended = True
 
     async def wait_closed(self) -> None:
-        await asyncio.shield(self._closed)
+        """The request's task has ended: its final frames and the end of its response are written."""
+        if self._task is not None:
+            await asyncio.wait({self._task})
 
     async def _write(self, payload: bytes) -> None:
         loop = asyncio.get_running_loop()
