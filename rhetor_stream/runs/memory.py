@@ -38,15 +38,25 @@ class _Log:
     # Followers waiting for the next event, each on a future of its own: a shared one would need a
     # shield per wait (and wait_for a task), about a kilobyte per open stream of a quiet run.
     readers: list[asyncio.Future[None]] = attrs.Factory(list)
+    # When the log's one timer wakes its readers (None: no timer pending); see `read`.
+    wake_at: float | None = None
     expires: float | None = None
 
 
 _DROPPED = StoredEvent(0, "", b"")  # what a dropped event's slot holds until the list is cut
 
 
-def _time_up(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+def _wake(readers: list[asyncio.Future[None]]) -> None:
+    for reader in readers:
+        if not reader.done():
+            reader.set_result(None)
+
+
+def _time_up(log: _Log, when: float) -> None:
+    if log.wake_at == when:
+        log.wake_at = None
+    readers, log.readers = log.readers, []
+    _wake(readers)
 
 
 class MemoryEventStore(EventStore):
@@ -85,9 +95,7 @@ class MemoryEventStore(EventStore):
             self._trim(log)
         if log.readers:
             readers, log.readers = log.readers, []
-            for reader in readers:
-                if not reader.done():
-                    reader.set_result(None)
+            _wake(readers)
         return False
 
     def _trim(self, log: _Log) -> None:
@@ -138,11 +146,15 @@ class MemoryEventStore(EventStore):
         if len(readers) > 8:  # readers that timed out are dropped here, or by the next event
             readers[:] = [reader for reader in readers if not reader.done()]
         readers.append(waiter)
-        timer = loop.call_later(wait, _time_up, waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
+        # One timer per log, never cancelled: a reader that an event wakes reads again and waits for
+        # the same timer, which may then wake it before its own `wait` is up (an empty answer is
+        # allowed at any time). A timer per wait, cancelled by the event, would stay in the event
+        # loop's heap until its time: on a busy run, one per event for `wait` seconds.
+        when = loop.time() + wait
+        if log.wake_at is None or log.wake_at > when:
+            log.wake_at = when
+            loop.call_at(when, _time_up, log, when)
+        await waiter
         return self._after(log, after)
 
     async def last_seq(self, run_id: str) -> int:
