@@ -34,8 +34,11 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise ApiError(415, "unsupported_media_type",
                        f"send the body as JSON with 'Content-Type: application/json' (got {media_type!r})")
     settings = request.app[STATE].settings
+    # No timer when the whole body is already here (a small body comes with its headers): nothing
+    # will wait, and a cancelled timer would stay in the event loop for --body-timeout seconds.
+    timeout = None if request.content.is_eof() else settings.body_timeout
     try:
-        async with asyncio.timeout(settings.body_timeout):
+        async with asyncio.timeout(timeout):
             raw = await _read_body(request, settings.max_body_bytes)
     except TimeoutError:
         # A body sent a few bytes at a time would hold its connection (and slot) for ever; a client

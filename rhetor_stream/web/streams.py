@@ -35,6 +35,7 @@ from contextlib import suppress
 from types import TracebackType
 
 from aiohttp import ClientConnectionResetError, web
+from aiohttp.abc import AbstractStreamWriter
 
 from rhetor_stream.runs.store import StoredEvent
 from rhetor_stream.sse.encoding import HEARTBEAT, encode_numbered
@@ -80,6 +81,10 @@ class EventStreamResponse(web.StreamResponse):
     less per open stream.)
     """
 
+    # The headers go out with the first frame, in one write (aiohttp's `Response` holds them back the
+    # same way), rather than in a send of their own just before it; see `prepare`.
+    _send_headers_immediately = False
+
     def __init__(self, request: web.Request, headers: Mapping[str, str] = SSE_HEADERS) -> None:
         super().__init__(headers=headers)
         self._sse_request = request
@@ -89,6 +94,15 @@ class EventStreamResponse(web.StreamResponse):
         """The response, to be entered with `session` watched while the stream is open."""
         self._sse_session = session
         return self
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        """Prepared: the headers wait for the first frame written in this loop turn, and go out alone
+        on the next if there is none (a quiet run): a client learns at once that its stream is open."""
+        first = not self.prepared
+        writer = await super().prepare(request)
+        if first and writer is not None:
+            asyncio.get_running_loop().call_soon(_send_headers, writer)
+        return writer
 
     async def __aenter__(self) -> EventStreamResponse:
         state = self._sse_request.app[STATE]
@@ -109,6 +123,11 @@ class EventStreamResponse(web.StreamResponse):
             with suppress(*CLIENT_GONE):
                 await self.write_eof()
         return True
+
+
+def _send_headers(writer: AbstractStreamWriter) -> None:
+    with suppress(*CLIENT_GONE):  # nobody to answer any more: the stream's own write finds out
+        writer.send_headers()
 
 
 class StreamSession:
