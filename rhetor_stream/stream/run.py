@@ -48,7 +48,7 @@ class ToolRun:
 
     __slots__ = ("tool", "arguments", "sink", "options", "run_id", "end_reason", "listened", "ended", "_activity",
                  "_app", "_progress_interval", "_processing_tick", "_cancel_reason", "_task", "_tick", "_throttle",
-                 "_reported", "_loop", "_started")
+                 "_reported", "_said_since_tick", "_loop", "_started")
 
     def __init__(self, tool: Tool, arguments: Mapping[str, Any], *, sink: EventSink,
                  options: StreamOptions, activity: Activity, app: Any = None,
@@ -75,6 +75,7 @@ class ToolRun:
         self._tick: asyncio.TimerHandle | None = None
         self._throttle: ProgressThrottle | None = None
         self._reported: float | None = None
+        self._said_since_tick = False  # the tool reported progress itself since the last tick
         self._loop = asyncio.get_running_loop()
         self._started = self._loop.time()
 
@@ -169,6 +170,7 @@ class ToolRun:
         percentage is kept, and the next processing tick after somebody arrives carries it."""
         self._reported = percentage
         if self.options.include_progress and self._throttle is not None and self.listened():
+            self._said_since_tick = True
             await self._throttle.report("processing", percentage, message)
 
     def _processing(self) -> None:
@@ -176,12 +178,16 @@ class ToolRun:
 
         Skipped while nobody follows the run: in its log it would be an event per second that nobody
         reads (3,600 for an hour-long Wait, pushing out the `connected` event of longer ones), and
-        thousands of idle runs would keep a core busy storing them.
+        thousands of idle runs would keep a core busy storing them. Skipped too when the tool itself
+        reported progress since the last tick: a tool that reports every second (Wait) otherwise sent
+        two progress events a second, its own and a "still running" one just before or after it.
         """
         throttle = self._throttle
         if throttle is None:
             return
-        if self.listened():
+        if self._said_since_tick:
+            self._said_since_tick = False
+        elif self.listened():
             throttle.post("processing", self._reported, f"{self.tool.name} is running")
         self._tick = self._loop.call_later(self._processing_tick, self._processing)
 
