@@ -109,9 +109,13 @@ class HeldEvents:
         self._runs: dict[str, RunEvents] = {}
         self._ended: dict[str, RunEvents] = {}  # runs whose end is written, still readable
         self._ending: collections.deque[tuple[float, RunEvents]] = collections.deque()  # (until, run)
-        # Every held event as (run, seq) in the order added: forgetting goes oldest first across
-        # runs. Entries of forgotten events are skipped when reached and swept out when they pile up.
-        self._order: collections.deque[tuple[RunEvents, int]] = collections.deque()
+        # The run of every held event, in the order added: forgetting goes oldest first across runs.
+        # A run's entries stand for its held events in order (events are forgotten from a run's
+        # oldest, and only here), except the entries of a run dropped whole: a run with no events
+        # left, skipped when reached and swept out when they pile up. A reference, not a (run, seq)
+        # tuple: a tuple per event is an object for the garbage collector to walk, which cost more
+        # than all the rest of `add`.
+        self._order: collections.deque[RunEvents] = collections.deque()
         self._count = 0
 
     def __len__(self) -> int:
@@ -136,26 +140,29 @@ class HeldEvents:
         """Hold `event`; False when the budget is spent on unwritten events."""
         run.events.append(event)
         run.last = event.seq
-        self._order.append((run, event.seq))
+        self._order.append(run)
         self._count += 1
         self.bytes += len(event.data) + EVENT_OVERHEAD
         return self.bytes <= self.limit or self.make_room()
 
-    def make_room(self) -> bool:
-        """Forget written events, oldest first, until the held ones fit; False if they cannot."""
-        order = self._order
-        while self.bytes > self.limit and order:
-            run, seq = order[0]
-            if not run.events or run.events[0].seq != seq:
-                order.popleft()  # already forgotten
+    def make_room(self, spare: int = 0) -> bool:
+        """Forget written events, oldest first, until the held ones fit with `spare` bytes to spare;
+        False if they do not fit at all. (The writer leaves some room after each write: then `add`
+        seldom has to make room an event at a time.)"""
+        order, floor = self._order, self.limit - spare
+        while self.bytes > floor and order:
+            run = order[0]
+            if not run.events:
+                order.popleft()  # dropped whole already
                 continue
-            if seq > run.written:
-                return False
+            if run.events[0].seq > run.written:
+                break
             order.popleft()
-            self._forget(run.events.popleft())
+            self.bytes -= cost(run.events.popleft())
+            self._count -= 1
         self._expire()
         if len(order) > 2 * self._count + 1024:
-            self._order = collections.deque(entry for entry in order if _held(entry))
+            self._order = collections.deque(run for run in order if run.events)
         return self.bytes <= self.limit
 
     def close(self, run: RunEvents, *, linger: bool = True) -> None:
@@ -173,7 +180,10 @@ class HeldEvents:
 
     def _expire(self) -> None:
         """Drop lingering runs past their time, or whose events were all forgotten already."""
-        ending, now = self._ending, time.monotonic()
+        ending = self._ending
+        if not ending:
+            return
+        now = time.monotonic()
         while ending and (ending[0][0] <= now or not ending[0][1].events):
             run = ending.popleft()[1]
             if self._ended.get(run.run_id) is run:
@@ -188,7 +198,3 @@ class HeldEvents:
         self.bytes -= cost(event)
         self._count -= 1
 
-
-def _held(entry: tuple[RunEvents, int]) -> bool:
-    run, seq = entry
-    return bool(run.events) and run.events[0].seq <= seq

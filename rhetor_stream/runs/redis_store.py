@@ -1,13 +1,18 @@
 """The shared event store: Redis Streams, so any server process can replay and follow any run.
 
 Layout per run: a hash `<prefix>:run:<id>` (tool, status, times) and a stream
-`<prefix>:run:<id>:events` whose entry ids are `0-<seq>`, so the log order is the run's own event
-order and `XREAD ... 0-<seq>` means exactly "everything after event <seq>". Appends are batched: the
-producer never waits for a round trip per event; whatever was appended during one loop turn goes
-out in one pipeline, one script call per run (`_APPEND`) that adds the run's new events and, at its
-end, its final status at once, so no process can read the end of a run whose status still says
-running. Pipelines go out one at a time (a later one overtaking an earlier one would make XADD
-refuse the lower ids). Cancellation travels over a pub/sub channel every process listens to.
+`<prefix>:run:<id>:events` whose entries each hold a run of consecutive events (fields `f`, the first
+event's number, and `b`, the events as `name LF data LF` each; names never hold a line break, and
+orjson never writes one), with the entry id `0-<number of its last event>`: the log's order is the
+run's own event order, and `XREAD ... 0-<seq>` returns every entry holding an event after <seq> (the
+first may hold some before it, which the reader skips). One entry per batch rather than one per event
+is what makes Redis cheap per event: an XADD costs Redis a few microseconds however small the entry,
+ten times what the event's bytes cost it. Appends are batched: the producer never waits for a round
+trip per event; whatever was appended during one loop turn goes out in one pipeline, one script call
+per run (`_APPEND`) that adds the run's new events and, at its end, its final status at once, so no
+process can read the end of a run whose status still says running. Pipelines go out one at a time (a
+later one overtaking an earlier one would make XADD refuse the lower ids). Cancellation travels over
+a pub/sub channel every process listens to.
 
 Redis going away is not the end of a run. The events of this process's runs are held in memory
 (`runs/held.py`, `--event-store-buffer-bytes`) until Redis confirms them, and written when it is
@@ -90,6 +95,9 @@ _RELISTEN_FIRST, _RELISTEN_LAST = 0.5, 5.0  # pauses before listening again afte
 _REWRITE_FIRST, _REWRITE_LAST = 0.05, 1.0  # pauses between tries to write held events
 _WRITE_TIMEOUT = 5.0  # a write Redis does not answer (a hung server) counts as Redis away
 _READ_COUNT = 1000  # entries one XREAD returns per stream
+# Events one stream entry holds at most: a reader that resumes in the middle of an entry reads all of
+# it, and a batch written after an outage may be thousands of events.
+_ENTRY_EVENTS = 128
 _POOL_TIMEOUT = 20.0  # seconds a command waits for a free pooled connection before it fails
 # Redis refusing the credentials of the URL (a wrong or missing password or user): an operator has
 # to fix that, however long a client waits.
@@ -99,15 +107,15 @@ _REFUSED = (AuthenticationError, AuthenticationWrongNumberOfArgsError)
 _UNSERVED = (RedisConnectionError, RedisTimeoutError, *_REFUSED, NoPermissionError)
 
 # KEYS: the run's events, its hash. ARGV: the top the log must have, the events bound, the keys'
-# expiry (s), 'end' or 'run', then the hash fields' count and pairs, then the first event's seq and
-# the batch's events as one argument, `name LF data LF` each (a batch is consecutive: one number, not
-# one per event; one argument, because packing an argument costs the writer more than Redis splitting
-# it: names never hold a line break, and orjson never writes one).
+# expiry (s), 'end' or 'run', then the hash fields' count and pairs, then the first event's number,
+# then one entry after another: the number of its last event and its events (see the layout above;
+# the client cuts a batch into entries of at most _ENTRY_EVENTS events).
 # Appends only what is above the log's top, so a batch sent twice adds nothing twice. A log whose top
 # is below the expected one lost what this process wrote (Redis restarted empty): nothing is written
-# and the top is returned, for the caller to write again what it still holds. 'end' writes the final
-# record; 'run' puts back a running record that is missing. -1: written; -2: the run was ended
-# elsewhere (reaped as lost while this process could not renew its lease): its log is left alone.
+# and the top is returned, for the caller to write again what it still holds. The bound drops the
+# entries whose events are all older than the last `bound` ones. 'end' writes the final record; 'run'
+# puts back a running record that is missing. -1: written; -2: the run was ended elsewhere (reaped as
+# lost while this process could not renew its lease): its log is left alone.
 _APPEND = """
 local status = redis.call('HGET', KEYS[2], 'status')
 if status and status ~= 'running' then return -2 end
@@ -116,18 +124,23 @@ local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #last > 0 then top = tonumber(string.match(last[1][1], '-(%d+)$')) end
 if top < tonumber(ARGV[1]) then return top end
 local fields = tonumber(ARGV[5]) * 2
-local seq = tonumber(ARGV[6 + fields])
-local batch = ARGV[7 + fields]
-local at = 1
-while at <= #batch do
-  local name_end = string.find(batch, '\\n', at, true)
-  local data_end = string.find(batch, '\\n', name_end + 1, true)
-  if seq > top then
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '0-' .. seq, 'e', string.sub(batch, at, name_end - 1),
-               'd', string.sub(batch, name_end + 1, data_end - 1))
+local first = tonumber(ARGV[6 + fields])
+for i = 7 + fields, #ARGV, 2 do
+  local upto = tonumber(ARGV[i])
+  if upto > top then
+    local batch = ARGV[i + 1]
+    if first <= top then  -- sent again after a lost reply: skip what the log has
+      local at = 1
+      while first <= top do
+        at = string.find(batch, '\\n', string.find(batch, '\\n', at, true) + 1, true) + 1
+        first = first + 1
+      end
+      batch = string.sub(batch, at)
+    end
+    redis.call('XADD', KEYS[1], 'MINID', '0-' .. math.max(upto - tonumber(ARGV[2]), 0), '0-' .. upto,
+               'f', first, 'b', batch)
   end
-  seq = seq + 1
-  at = data_end + 1
+  first = upto + 1
 end
 if fields > 0 and (ARGV[4] == 'end' or redis.call('EXISTS', KEYS[2]) == 0) then
   redis.call('HSET', KEYS[2], unpack(ARGV, 6, 5 + fields))
@@ -139,7 +152,8 @@ return -1
 _APPEND_SHA = hashlib.sha1(_APPEND.encode()).hexdigest()
 
 # KEYS: the run's hash, its events, its owner's lease. ARGV: status, finished time, retention (s),
-# then event name and data pairs. Atomic, so a run ends once, whoever notices first.
+# then the number of final events and the events as one entry's `b`. Atomic, so a run ends once,
+# whoever notices first.
 _REAP = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('EXISTS', KEYS[3]) == 1 then
   return 0
@@ -147,9 +161,8 @@ end
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local seq = 0
 if #last > 0 then seq = tonumber(string.match(last[1][1], '-(%d+)$')) end
-for i = 4, #ARGV, 2 do
-  seq = seq + 1
-  redis.call('XADD', KEYS[2], '0-' .. seq, 'e', ARGV[i], 'd', ARGV[i + 1])
+if tonumber(ARGV[4]) > 0 then
+  redis.call('XADD', KEYS[2], '0-' .. (seq + tonumber(ARGV[4])), 'f', seq + 1, 'b', ARGV[5])
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finished', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
@@ -351,7 +364,7 @@ class RedisEventStore(EventStore):
         """What the log has after `after` at once; if nothing and `wait`, wait with the others."""
         key = self._events_key(run_id)
         reply = await self._redis.xread({key: f"0-{after}"}, count=_READ_COUNT)
-        events = _events(reply[0][1]) if reply else []
+        events = _events(reply[0][1], after) if reply else []
         if not events and wait > 0:
             events = await self._followers.wait(key, after, wait)
         if events and events[0].seq > after + 1:
@@ -378,8 +391,8 @@ class RedisEventStore(EventStore):
         if record.owner in ("", self._instance):
             return False  # this process's own runs end through their recorder
         keys = [self._run_key(record.run_id), self._events_key(record.run_id), self._lease_key(record.owner)]
-        frames = [part for event, data in final for part in (event, data)]
-        reaped = await self._reap(keys=keys, args=[status, time.time(), self._ttl, *frames])
+        reaped = await self._reap(keys=keys, args=[status, time.time(), self._ttl, len(final),
+                                                   _entry([StoredEvent(0, event, data) for event, data in final])])
         if reaped:
             log.warning("run %s (%s) ended as lost: its server process %s stopped renewing its lease",
                         record.run_id, record.tool_name, record.owner)
@@ -505,7 +518,7 @@ class RedisEventStore(EventStore):
                         self._held.close(run)
                     if run.closed or (run.last == run.written and run.ending is None):
                         self._dirty.pop(run.run_id, None)  # (unless more came during the round)
-            self._held.make_room()
+            self._held.make_room(spare=self._held.limit // 16)
             return True
 
     def _append_args(self, run: RunEvents, events: list[StoredEvent],
@@ -524,7 +537,10 @@ class RedisEventStore(EventStore):
         for pair in fields.items():
             args.extend(pair)
         args.append(events[0].seq if events else 0)
-        args.append(b"".join([b"%s\n%s\n" % (event.event.encode(), event.data) for event in events]))
+        for at in range(0, len(events), _ENTRY_EVENTS):
+            entry = events[at:at + _ENTRY_EVENTS]
+            args.append(entry[-1].seq)
+            args.append(_entry(entry))
         return args
 
     def _write_again(self, run: RunEvents, top: int) -> None:
@@ -609,10 +625,21 @@ class RedisEventStore(EventStore):
         return f"{self._prefix}:run:{run_id}:events"
 
 
-def _events(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[StoredEvent]:
-    """Events from the entries of one stream in an XREAD reply."""
-    return [StoredEvent(int(entry_id.split(b"-")[1]), fields[b"e"].decode(), fields[b"d"])
-            for entry_id, fields in entries]
+def _entry(events: Sequence[StoredEvent]) -> bytes:
+    """Consecutive events as one stream entry's `b` field (see the layout above)."""
+    return b"".join([b"%s\n%s\n" % (event.event.encode(), event.data) for event in events])
+
+
+def _events(entries: list[tuple[bytes, dict[bytes, bytes]]], after: int) -> list[StoredEvent]:
+    """The events after `after` in the entries of one stream in an XREAD reply."""
+    events = []
+    for _entry_id, fields in entries:
+        first = int(fields[b"f"])
+        parts = fields[b"b"].split(b"\n")
+        names, data = parts[0:-1:2], parts[1::2]
+        events += [StoredEvent(first + at, names[at].decode(), data[at])
+                   for at in range(max(after + 1 - first, 0), len(names))]
+    return events
 
 
 @attrs.define(eq=False)
@@ -683,7 +710,7 @@ class _Followers:
                 if name == self._wake_key:
                     self._wake_seen = entries[-1][0]
                     continue
-                events = _events(entries)
+                events = _events(entries, 0)
                 for waiter in list(self._waiting.get(name, ())):
                     mine = [event for event in events if event.seq > waiter.after]
                     if mine and not waiter.found.done():
