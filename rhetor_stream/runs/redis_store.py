@@ -466,7 +466,8 @@ class RedisEventStore(EventStore):
         backoff = Backoff(_REWRITE_FIRST, _REWRITE_LAST)
         while True:
             try:
-                wrote = await asyncio.wait_for(self._write_round(), _WRITE_TIMEOUT)
+                async with asyncio.timeout(_WRITE_TIMEOUT):  # (wait_for would make a task per round)
+                    wrote = await self._write_round()
             except (TimeoutError, RedisError) as exc:
                 self.went_away(exc)
                 self._round_ended()
@@ -627,7 +628,12 @@ class RedisEventStore(EventStore):
 
 def _entry(events: Sequence[StoredEvent]) -> bytes:
     """Consecutive events as one stream entry's `b` field (see the layout above)."""
-    return b"".join([b"%s\n%s\n" % (event.event.encode(), event.data) for event in events])
+    parts = []
+    for event in events:  # (half the time of a `b"%s\n%s\n" %` per event)
+        parts.append(event.event.encode())
+        parts.append(event.data)
+    parts.append(b"")
+    return b"\n".join(parts)
 
 
 def _events(entries: list[tuple[bytes, dict[bytes, bytes]]], after: int) -> list[StoredEvent]:
