@@ -15,7 +15,7 @@ import subprocess
 import time
 from typing import Any
 
-from bench.harness import SERVERS, free_port, loadgen, start_server
+from bench.harness import SERVERS, cpu_seconds, free_port, loadgen, start_server
 
 
 def start_redis() -> tuple[subprocess.Popen[bytes], str] | None:
@@ -39,41 +39,49 @@ def start_redis() -> tuple[subprocess.Popen[bytes], str] | None:
             time.sleep(0.05)
 
 
-def measure(plan: dict[str, int], *flags: str, pinned: bool = True) -> dict[str, Any]:
-    """One run alone and `streams` runs at once, events per second (medians), on a fresh server."""
+def measure(plan: dict[str, int], *flags: str, pinned: bool = True, redis_pid: int | None = None) -> dict[str, Any]:
+    """One run alone and `streams` runs at once, events per second (medians), on a fresh server; with
+    the CPU microseconds per event of the server (one process: `pinned`) and of redis-server."""
     process, port = start_server(f"rhetor_stream {' '.join(flags)}", lambda port: [
         *SERVERS["rhetor_stream"](port), *flags], pinned=pinned)
+    figures: dict[str, list[float]] = {key: [] for key in ("single", "concurrent", "single_cpu", "concurrent_cpu",
+                                                           "single_redis_cpu", "concurrent_redis_cpu")}
+    errors = 0
     try:
         loadgen("throughput", port, path="run", count=1000)  # warm-up (every worker imports lazily)
-        single, concurrent, errors = [], [], 0
         for _ in range(plan["runs"]):
-            result = loadgen("throughput", port, path="run", count=plan["run_count"])
-            single.append(result["events_per_s"])
-            errors += result["errors"] + result["incomplete"]
-            result = loadgen("throughput", port, path="run", streams=plan["streams"], count=plan["stream_count"])
-            concurrent.append(result["events_per_s"])
-            errors += result["errors"] + result["incomplete"]
+            for key, streams, count in (("single", 1, plan["run_count"]),
+                                        ("concurrent", plan["streams"], plan["stream_count"])):
+                server, redis = cpu_seconds(process.pid), cpu_seconds(redis_pid) if redis_pid else 0.0
+                result = loadgen("throughput", port, path="run", streams=streams, count=count)
+                events = streams * count
+                figures[key].append(result["events_per_s"])
+                figures[f"{key}_cpu"].append(1e6 * (cpu_seconds(process.pid) - server) / events)
+                if redis_pid:
+                    figures[f"{key}_redis_cpu"].append(1e6 * (cpu_seconds(redis_pid) - redis) / events)
+                errors += result["errors"] + result["incomplete"]
     finally:
         process.terminate()
         process.wait(timeout=10)
-    return {"single": statistics.median(single), "concurrent": statistics.median(concurrent), "errors": errors}
+    return {**{key: statistics.median(values) if values else 0.0 for key, values in figures.items()}, "errors": errors}
 
 
 def compare(plan: dict[str, int]) -> tuple[str, list[str]]:
     """The event-store table and its target lines."""
     streams = plan["streams"]
-    lines = [f"| event store | 1 run events/s | {streams} runs events/s | vs memory (1 / {streams}) | errors |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [f"| event store | 1 run events/s | {streams} runs events/s | vs memory (1 / {streams}) "
+             f"| server CPU us/event (1 / {streams}) | redis-server CPU us/event (1 / {streams}) | errors |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     memory = measure(plan, "--event-store", "memory")
     lines.append(f"| memory | {memory['single']:,.0f} | {memory['concurrent']:,.0f} | 1.00x / 1.00x "
-                 f"| {memory['errors']} |")
+                 f"| {memory['single_cpu']:.2f} / {memory['concurrent_cpu']:.2f} | | {memory['errors']} |")
     redis = start_redis()
     if redis is None:
-        lines.append("| redis | (redis-server not installed: skipped) | | | |")
+        lines.append("| redis | (redis-server not installed: skipped) | | | | | |")
         return "\n".join(lines), []
     process, url = redis
     try:
-        shared = measure(plan, "--event-store", url)
+        shared = measure(plan, "--event-store", url, redis_pid=process.pid)
         one = measure(plan, "--event-store", url, pinned=False)
         two = measure(plan, "--event-store", url, "--workers", "2", pinned=False)
     finally:
@@ -81,10 +89,11 @@ def compare(plan: dict[str, int]) -> tuple[str, list[str]]:
         process.wait(timeout=10)
     lines.append(f"| redis | {shared['single']:,.0f} | {shared['concurrent']:,.0f} "
                  f"| {shared['single'] / memory['single']:.2f}x / {shared['concurrent'] / memory['concurrent']:.2f}x "
-                 f"| {shared['errors']} |")
-    lines.append(f"| redis, 1 worker on both cores | {one['single']:,.0f} | {one['concurrent']:,.0f} | | "
+                 f"| {shared['single_cpu']:.2f} / {shared['concurrent_cpu']:.2f} "
+                 f"| {shared['single_redis_cpu']:.2f} / {shared['concurrent_redis_cpu']:.2f} | {shared['errors']} |")
+    lines.append(f"| redis, 1 worker on both cores | {one['single']:,.0f} | {one['concurrent']:,.0f} | | | | "
                  f"{one['errors']} |")
-    lines.append(f"| redis, `--workers 2` | {two['single']:,.0f} | {two['concurrent']:,.0f} | | {two['errors']} |")
+    lines.append(f"| redis, `--workers 2` | {two['single']:,.0f} | {two['concurrent']:,.0f} | | | | {two['errors']} |")
     ratio = shared["single"] / memory["single"]
     workers = two["concurrent"] / one["concurrent"]
     checks = [
