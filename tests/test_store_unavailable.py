@@ -51,7 +51,7 @@ async def test_after_redis_lost_everything_running_runs_are_put_back(disposable_
         for run_id in ("kept", "reaped"):
             await store.create(RunRecord(run_id, "Wait", RUNNING, time.time()))
         await admin.flushall()  # a restart without persistence: the lease and the records are gone
-        await admin.hset("rhetor:run:reaped", mapping={"tool_name": "Wait", "status": "error", "created": 0})
+        await admin.hset("rhetor:v2:run:reaped", mapping={"tool_name": "Wait", "status": "error", "created": 0})
 
         async def reconciled() -> bool:
             return await store.get("kept") is not None and "reaped" in heard

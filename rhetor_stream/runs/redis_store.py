@@ -1,13 +1,16 @@
 """The shared event store: Redis Streams, so any server process can replay and follow any run.
 
-Layout per run: a hash `<prefix>:run:<id>` (tool, status, times) and a stream
-`<prefix>:run:<id>:events` whose entries each hold a run of consecutive events (fields `f`, the first
+Layout per run: a hash `<prefix>:v2:run:<id>` (tool, status, times) and a stream
+`<prefix>:v2:run:<id>:events` whose entries each hold a run of consecutive events (fields `f`, the first
 event's number, and `b`, the events as `name LF data LF` each; names never hold a line break, and
 orjson never writes one), with the entry id `0-<number of its last event>`: the log's order is the
 run's own event order, and `XREAD ... 0-<seq>` returns every entry holding an event after <seq> (the
 first may hold some before it, which the reader skips). One entry per batch rather than one per event
 is what makes Redis cheap per event: an XADD costs Redis a few microseconds however small the entry,
-ten times what the event's bytes cost it. Appends are batched: the producer never waits for a round
+ten times what the event's bytes cost it. (`v2` names this layout: the first one had an entry per
+event under `<prefix>:run:<id>`. Processes of both versions sharing one Redis each see only their
+own runs, rather than misreading each other's logs; the old keys expire with their retention.)
+Appends are batched: the producer never waits for a round
 trip per event; whatever was appended during one loop turn goes out in one pipeline, one script call
 per run (`_APPEND`) that adds the run's new events and, at its end, its final status at once, so no
 process can read the end of a run whose status still says running. Pipelines go out one at a time (a
@@ -94,6 +97,7 @@ _PENDING_LIMIT = 1024  # appended but unsent events per run before the producer 
 _RELISTEN_FIRST, _RELISTEN_LAST = 0.5, 5.0  # pauses before listening again after Redis went away
 _REWRITE_FIRST, _REWRITE_LAST = 0.05, 1.0  # pauses between tries to write held events
 _WRITE_TIMEOUT = 5.0  # a write Redis does not answer (a hung server) counts as Redis away
+_LAYOUT = "v2"  # in every run's keys: see the layout above
 _READ_COUNT = 1000  # entries one XREAD returns per stream
 # Events one stream entry holds at most: a reader that resumes in the middle of an entry reads all of
 # it, and a batch written after an outage may be thousands of events.
@@ -620,10 +624,10 @@ class RedisEventStore(EventStore):
         return f"{self._prefix}:instance:{instance}"
 
     def _run_key(self, run_id: str) -> str:
-        return f"{self._prefix}:run:{run_id}"
+        return f"{self._prefix}:{_LAYOUT}:run:{run_id}"
 
     def _events_key(self, run_id: str) -> str:
-        return f"{self._prefix}:run:{run_id}:events"
+        return f"{self._prefix}:{_LAYOUT}:run:{run_id}:events"
 
 
 def _entry(events: Sequence[StoredEvent]) -> bytes:
