@@ -57,10 +57,7 @@ def _events_url(request: web.Request, run_id: str) -> str:
 
 async def stream_as_run(request: web.Request) -> web.StreamResponse:
     """POST /api/mcp/v2/stream: a run whose first subscriber is this request."""
-    state = request.app[STATE]
-    call = await read_tool_call(request, state.tools)
-    grace = call.options.resume_grace_s or 0.0
-    run = await state.runs.create(call.tool, call.arguments, call.options, grace=grace)
+    run = await _new_run(request, detached=False)
     guard.hold_slot(request, run)
     # Where to resume: a browser can hand it to EventSource (with keys it carries the run token).
     return await follow(request, run.run_id, 0, local=run, backpressure=True,
@@ -69,15 +66,23 @@ async def stream_as_run(request: web.Request) -> web.StreamResponse:
 
 async def start_run(request: web.Request) -> web.Response:
     """POST /api/mcp/v2/runs: start a detached run and say where to read it."""
-    state = request.app[STATE]
-    call = await read_tool_call(request, state.tools)
     slot = request[SLOT]
-    run = await state.runs.create(call.tool, call.arguments, call.options, grace=None)
+    run = await _new_run(request, detached=True)
     slot.keep()  # a detached run holds its place until it ends, not until this answer is sent
     run.when_done(slot.release)
     guard.hold_slot(request, run)
     return json_response({"run_id": run.run_id, "events_url": _events_url(request, run.run_id),
                           "status_url": f"{API}/runs/{run.run_id}"}, status=202)
+
+
+async def _new_run(request: web.Request, *, detached: bool) -> LocalRun:
+    """The run the request's body asks for, started. A coroutine of its own so that what it reads (the
+    body, the tool call) is let go of before the stream: the handler's frame lives as long as its
+    stream, and memory per open stream counts."""
+    state = request.app[STATE]
+    call = await read_tool_call(request, state.tools)
+    grace = None if detached else call.options.resume_grace_s or 0.0
+    return await state.runs.create(call.tool, call.arguments, call.options, grace=grace)
 
 
 async def run_events(request: web.Request) -> web.StreamResponse:
@@ -133,6 +138,7 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
     retry_ms = retry_hint(request)
     response = EventStreamResponse(request, SSE_HEADERS if events_url is None else
                                    {**SSE_HEADERS, "X-Events-URL": events_url})
+    del events_url  # this frame lasts as long as the stream
     follower = RunFollower(request, response, frames(retry_ms) if frames is not None else
                            EventFrames(id_prefix(run_id), retry_ms), max_bytes=settings.queue_bytes,
                            local=local is not None)
