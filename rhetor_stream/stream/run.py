@@ -46,7 +46,7 @@ def is_run_id(text: str) -> bool:
 class ToolRun:
     """Runs one tool and turns everything that happens into events on a sink (a client channel or a run log)."""
 
-    __slots__ = ("tool", "arguments", "sink", "options", "run_id", "end_reason", "listened", "ended", "_activity",
+    __slots__ = ("tool", "_arguments", "sink", "options", "run_id", "end_reason", "listened", "ended", "_activity",
                  "_app", "_progress_interval", "_processing_tick", "_cancel_reason", "_task", "_tick", "_throttle",
                  "_reported", "_said_since_tick", "_loop", "_started")
 
@@ -55,7 +55,7 @@ class ToolRun:
                  progress_interval: float = 0.1, processing_tick: float = 1.0,
                  run_id: str | None = None) -> None:
         self.tool = tool
-        self.arguments = arguments
+        self._arguments: Mapping[str, Any] | None = arguments  # until the tool has them
         self.sink = sink
         self.options = options
         self.run_id = run_id or new_run_id()
@@ -117,7 +117,11 @@ class ToolRun:
                 self._tick = self._loop.call_later(self._processing_tick, self._processing)
             context = ToolContext(run_id=self.run_id, tool_name=tool.name, chunk_size=self.options.chunk_size,
                                   app=self._app, report=self._report) if tool.wants_context else None
-            result = await tool.invoke(self.arguments, context=context, stream_callback=self._emit)
+            assert self._arguments is not None
+            invoked = tool.invoke(self._arguments, context=context, stream_callback=self._emit)
+            # The tool holds what it needs of them now; an open run keeps nothing it no longer uses.
+            self._arguments = None
+            result = await invoked
             result_json_problem = _json_problem(result)
             if result_json_problem:
                 raise ToolError(f"{tool.name} returned a result that is not JSON: {result_json_problem}",
