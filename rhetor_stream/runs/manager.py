@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -59,6 +58,8 @@ class LocalRun:
 
     tool_run: ToolRun
     recorder: RunRecorder
+    # The manager's table of the runs executing here, which the run leaves when it ends.
+    table: dict[str, LocalRun]
     # None: detached (POST /runs), 0: cancel when the last subscriber leaves, >0: wait that long.
     grace: float | None
     subscribers: int = 0
@@ -76,6 +77,17 @@ class LocalRun:
 
     def followed_here(self) -> bool:
         return self.subscribers > 0
+
+    def ended(self) -> None:
+        """The run has ended and its final events are logged: give back what it held. (The tool run's
+        `ended` hook is this bound method rather than a partial of the manager's: memory per open run.)"""
+        if self.grace_timer is not None:
+            self.grace_timer.cancel()
+        self.table.pop(self.run_id, None)
+        for callback in self.on_end:
+            callback()
+        log.debug("run %s tool=%s events=%d ended=%s", self.run_id, self.tool_run.tool.name,
+                  self.recorder.seq, self.tool_run.end_reason)
 
 
 class RunManager:
@@ -132,23 +144,13 @@ class RunManager:
         tool_run = ToolRun(tool, arguments, sink=recorder, options=options, activity=self._activity,
                            app=self._app, progress_interval=self._progress_interval,
                            processing_tick=self._processing_tick, run_id=run_id)
-        run = LocalRun(tool_run, recorder, grace)
+        run = LocalRun(tool_run, recorder, self._local, grace)
         if not self.store.shared:  # in a shared store, other processes' subscribers may be reading
             tool_run.listened = run.followed_here
         self._local[run_id] = run
-        tool_run.ended = functools.partial(self._finalize, run)
+        tool_run.ended = run.ended
         tool_run.start()
         return run
-
-    def _finalize(self, run: LocalRun) -> None:
-        """The run has ended and its final events are logged: give back what it held."""
-        if run.grace_timer is not None:
-            run.grace_timer.cancel()
-        self._local.pop(run.run_id, None)
-        for callback in run.on_end:
-            callback()
-        log.debug("run %s tool=%s events=%d ended=%s", run.run_id, run.tool_run.tool.name,
-                  run.recorder.seq, run.tool_run.end_reason)
 
     async def record_ending_lost(self, run_id: str) -> RunRecord | None:
         """The run's record, for its status. A run marked running whose process died (its lease
@@ -238,7 +240,7 @@ class RunManager:
         key = object()
         if recorder is not None:
             recorder.read_up_to(key, after)
-        backoff = Backoff(_RETRY_FIRST, _RETRY_LAST)
+        backoff: Backoff | None = None  # made when the store is away: this frame lasts as long as the stream
         try:
             while True:
                 try:
@@ -251,9 +253,10 @@ class RunManager:
                 except StoreUnavailable as exc:
                     log.debug("subscriber of run %s at #%d waits for the event store: %s", run_id, after, exc)
                     await follower.idle()
+                    backoff = backoff or Backoff(_RETRY_FIRST, _RETRY_LAST)
                     await backoff.wait()
                     continue
-                backoff.reset()
+                backoff = None
                 if not events:
                     await follower.idle()
                     continue

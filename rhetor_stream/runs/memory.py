@@ -140,6 +140,7 @@ class MemoryEventStore(EventStore):
         events = self._after(log, after)
         if events or wait <= 0:
             return events
+        del events  # this frame waits for as long as the run is quiet (an hour, for some)
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         readers = log.readers
