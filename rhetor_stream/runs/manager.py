@@ -65,7 +65,8 @@ class LocalRun:
     subscribers: int = 0
     grace_timer: asyncio.TimerHandle | None = None
     # What to do once the run has ended, e.g. give back the capacity and key-limit places it holds.
-    on_end: list[Callable[[], object]] = attrs.Factory(list)
+    # A tuple: most runs have none or one, and the empty tuple costs nothing per open run.
+    on_end: tuple[Callable[[], object], ...] = ()
 
     @property
     def run_id(self) -> str:
@@ -73,7 +74,7 @@ class LocalRun:
 
     def when_done(self, callback: Callable[[], object]) -> None:
         """Call `callback` once the run has ended (its final events are written)."""
-        self.on_end.append(callback)
+        self.on_end += (callback,)
 
     def followed_here(self) -> bool:
         return self.subscribers > 0

@@ -22,6 +22,7 @@ import time
 import attrs
 
 from rhetor_stream.runs.store import EventsExpired, EventStore, RunRecord, StoredEvent
+from rhetor_stream.stream.run import TIMER_CONTEXT
 
 # What an event and a run cost beyond the event data (CPython 3.11: ~130 and ~430 bytes): the
 # StoredEvent, its bytes header, its number and its list slot; a run's log, record, key and expiry entry.
@@ -154,7 +155,7 @@ class MemoryEventStore(EventStore):
         when = loop.time() + wait
         if log.wake_at is None or log.wake_at > when:
             log.wake_at = when
-            loop.call_at(when, _time_up, log, when)
+            loop.call_at(when, _time_up, log, when, context=TIMER_CONTEXT)
         await waiter
         return self._after(log, after)
 

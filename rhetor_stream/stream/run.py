@@ -8,6 +8,7 @@ client that has gone away gets no final frames: there is nobody left to read the
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 import uuid
@@ -28,6 +29,11 @@ log = logging.getLogger("rhetor_stream.run")
 
 STREAM_EVENT_TYPES = frozenset({"progress", "chunk", "message"})
 
+
+# The context of timers whose callbacks read no context variables. Without one, asyncio copies the
+# caller's context for every timer, and an open run's timers wait for seconds: 64 bytes each per open
+# run. (Sharing one is safe: the loop runs one callback at a time, and these set no variables.)
+TIMER_CONTEXT = contextvars.Context()
 
 RUN_ID_SHAPE = "32 lowercase hexadecimal digits"
 _RUN_ID = re.compile("[0-9a-f]{32}")
@@ -114,7 +120,7 @@ class ToolRun:
             automatic = self.options.include_progress and not tool.streaming
             if automatic:
                 await throttle.report("starting", 0, f"Starting {tool.name}")
-                self._tick = self._loop.call_later(self._processing_tick, self._processing)
+                self._tick = self._loop.call_later(self._processing_tick, self._processing, context=TIMER_CONTEXT)
             context = ToolContext(run_id=self.run_id, tool_name=tool.name, chunk_size=self.options.chunk_size,
                                   app=self._app, report=self._report) if tool.wants_context else None
             assert self._arguments is not None
@@ -193,7 +199,7 @@ class ToolRun:
             self._said_since_tick = False
         elif self.listened():
             throttle.post("processing", self._reported, f"{self.tool.name} is running")
-        self._tick = self._loop.call_later(self._processing_tick, self._processing)
+        self._tick = self._loop.call_later(self._processing_tick, self._processing, context=TIMER_CONTEXT)
 
     def _stop_ticking(self) -> None:
         if self._tick is not None:

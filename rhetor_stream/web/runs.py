@@ -23,7 +23,7 @@ from rhetor_stream.api import API
 from rhetor_stream.errors import RhetorError
 from rhetor_stream.runs import id_prefix
 from rhetor_stream.runs.manager import LocalRun, Resume, as_logged
-from rhetor_stream.runs.store import FINAL_STATUSES, StoreUnavailable
+from rhetor_stream.runs.store import FINAL_STATUSES, StoredEvent, StoreUnavailable
 from rhetor_stream.sse.ids import EventId, InvalidEventId, shown
 from rhetor_stream.stream.frames import error_frames
 from rhetor_stream.stream.run import RUN_ID_SHAPE, is_run_id
@@ -163,8 +163,7 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
             # that looks like a cut connection. (The store being away is not a failure: `forward` waits.)
             log.error("reading the events of run %s failed", run_id, exc_info=exc)
             with suppress(*CLIENT_GONE):
-                await follower.deliver(as_logged(follower.last_id, error_frames(RhetorError(
-                    f"reading the run's events failed: {type(exc).__name__} (see the server log)"))))
+                await follower.deliver(_read_failed(follower.last_id, exc))
         finally:
             state.runs.unsubscribed(local)
             follower.ended()
@@ -172,6 +171,13 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
                       follower.events_written, follower.bytes_written,
                       asyncio.get_running_loop().time() - started)
     return response
+
+
+def _read_failed(last_id: int, exc: Exception) -> list[StoredEvent]:
+    """The frames that end a stream whose reading failed, after the last event it got. (A function of
+    its own: a deep expression in `follow` would grow its frame, which lives as long as the stream.)"""
+    return as_logged(last_id, error_frames(RhetorError(
+        f"reading the run's events failed: {type(exc).__name__} (see the server log)")))
 
 
 def _last_event_id(request: web.Request, run_id: str) -> int:
