@@ -135,11 +135,7 @@ class ToolRun:
             self._stop_ticking()
             if automatic:
                 await throttle.report("finalizing", 100, f"{tool.name} finished", final=True)
-            elapsed = self.execution_time()
-            # `message` is for people: the original Rhetor's clients print it.
-            self._end(ending("complete", {"result": result, "execution_time": elapsed, "timestamp": timestamp(),
-                                          "message": f"{tool.name} completed in {elapsed:.2f} s"}, "complete"),
-                      reason="complete")
+            self._complete(result)
         except asyncio.CancelledError:
             # Final frames even for a client that left: a run's log has other readers, and a
             # channel whose client is gone simply never writes them.
@@ -154,6 +150,15 @@ class ToolRun:
             self._stop_ticking()
             throttle.close()
             self._activity.active_tools -= 1
+
+    def _complete(self, result: Any) -> None:
+        """The run's `complete`. (A method of its own: the deep expression would grow the frame of
+        `execute`, which lives as long as the run.)"""
+        elapsed = self.execution_time()
+        # `message` is for people: the original Rhetor's clients print it.
+        self._end(ending("complete", {"result": result, "execution_time": elapsed, "timestamp": timestamp(),
+                                      "message": f"{self.tool.name} completed in {elapsed:.2f} s"}, "complete"),
+                  reason="complete")
 
     def execution_time(self) -> float:
         return round(self._loop.time() - self._started, 4)

@@ -34,6 +34,8 @@ RUNNER_SHARE = 0.1
 # What takes one of the --max-streams slots: every stream, and every call that runs a tool.
 LIMITED = (runs.stream_as_run, runs.start_run, runs.run_events, test_stream.stream_test, tool_calls.process_tool,
            mcp_http.post, mcp_http.get)
+# Of those, the ones that may keep their place after their answer: it goes with the run they start.
+DETACHING = (runs.start_run,)
 
 
 def static_dir() -> Path:
@@ -61,7 +63,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
     if tools is None:
         tools = served_tools(settings.tools)  # a module that cannot be served stops start-up
     # The security checks first: a request they refuse takes no place under --max-streams.
-    app = web.Application(middlewares=[front_door(LIMITED)],
+    app = web.Application(middlewares=[front_door(LIMITED, DETACHING)],
                           client_max_size=settings.max_body_bytes,
                           handler_args={"logger": ServerLog(server_logger)})
     app[CAPACITY] = Capacity.from_settings(settings)

@@ -22,8 +22,11 @@ from rhetor_stream.web.errors import error_answer
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def front_door(limited: Collection[Handler]) -> Any:
-    """The middleware; the handlers in `limited` take a place under `--max-streams` while they run."""
+def front_door(limited: Collection[Handler], detaching: Collection[Handler]) -> Any:
+    """The middleware; the handlers in `limited` take a place under `--max-streams` while they run,
+    and those in `detaching`, which may hand it on to a detached run, find it on the request (SLOT).
+    Only they: a request's state dict costs 160 bytes once it holds anything, for as long as the
+    request, and most limited requests are open streams."""
 
     @web.middleware
     async def front_door(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -32,7 +35,9 @@ def front_door(limited: Collection[Handler]) -> Any:
             try:
                 slot = None
                 if request.match_info.handler in limited:
-                    slot = request[SLOT] = request.app[CAPACITY].take(request.remote or "")
+                    slot = request.app[CAPACITY].take(request.remote or "")
+                    if request.match_info.handler in detaching:
+                        request[SLOT] = slot
                 try:
                     return await handler(request)
                 finally:
