@@ -158,8 +158,7 @@ class HeldEvents:
             if run.events[0].seq > run.written:
                 break
             order.popleft()
-            self.bytes -= cost(run.events.popleft())
-            self._count -= 1
+            self._forget(run.events.popleft())
         self._expire()
         if len(order) > 2 * self._count + 1024:
             self._order = collections.deque(run for run in order if run.events)

@@ -26,8 +26,9 @@ log = logging.getLogger("rhetor_stream.capacity")
 # Descriptors kept out of the derived limit for everything that is not a stream: the listening
 # socket, event store and upstream pools, log files, and the connections that are refused.
 FD_RESERVE = 128
-# The derived limit never goes above this: ~44 KiB per open run stream makes it ~440 MiB.
+# The derived limit never goes above this: ~20 KiB per open run stream makes it ~200 MiB.
 DERIVED_MAX_STREAMS = 10_000
+
 
 def open_file_limit() -> int | None:
     """The soft RLIMIT_NOFILE, or None when it is unlimited."""
