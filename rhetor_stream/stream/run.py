@@ -120,7 +120,10 @@ class ToolRun:
             automatic = self.options.include_progress and not tool.streaming
             if automatic:
                 await throttle.report("starting", 0, f"Starting {tool.name}")
-                self._tick = self._loop.call_later(self._processing_tick, self._processing, context=TIMER_CONTEXT)
+                # Half a tick out of phase with the start: a tool that reports on whole ticks (Wait,
+                # every second) reports just before each tick's check, never just after it.
+                self._tick = self._loop.call_later(1.5 * self._processing_tick, self._processing,
+                                                   context=TIMER_CONTEXT)
             context = ToolContext(run_id=self.run_id, tool_name=tool.name, chunk_size=self.options.chunk_size,
                                   app=self._app, report=self._report) if tool.wants_context else None
             assert self._arguments is not None
@@ -196,6 +199,8 @@ class ToolRun:
         thousands of idle runs would keep a core busy storing them. Skipped too when the tool itself
         reported progress since the last tick: a tool that reports every second (Wait) otherwise sent
         two progress events a second, its own and a "still running" one just before or after it.
+        The ticks come at 1.5, 2.5, 3.5 ... ticks after the start: at whole ticks, the first one came
+        a moment before such a tool's first report, which is one redundant event in every run's log.
         """
         throttle = self._throttle
         if throttle is None:
