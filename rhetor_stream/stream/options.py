@@ -22,14 +22,13 @@ class StreamOptions:
 
     @classmethod
     def parse(cls, raw: Any) -> StreamOptions:
-        if raw is None:
-            return cls()
+        if raw is None or raw == {}:  # (checked per request, before its first event)
+            return _DEFAULTS
         if not isinstance(raw, dict):
             raise ArgumentError("stream_options", "must be a JSON object")
-        known = [field.name for field in attrs.fields(cls)]
-        unknown = sorted(set(raw) - set(known))
+        unknown = sorted(raw.keys() - _KNOWN)
         if unknown:
-            raise ArgumentError(f"stream_options.{unknown[0]}", f"unknown option (known: {', '.join(known)})")
+            raise ArgumentError(f"stream_options.{unknown[0]}", f"unknown option (known: {', '.join(_KNOWN)})")
         include_progress = raw.get("include_progress", True)
         if not isinstance(include_progress, bool):
             raise ArgumentError("stream_options.include_progress", "must be true or false")
@@ -44,3 +43,7 @@ class StreamOptions:
                                 f"must be a number of seconds from 0 to {MAX_RESUME_GRACE}, got {preview(grace)}")
         return cls(include_progress=include_progress, chunk_size=chunk_size,
                    resume_grace_s=None if grace is None else float(grace))
+
+
+_DEFAULTS = StreamOptions()
+_KNOWN = tuple(field.name for field in attrs.fields(StreamOptions))

@@ -34,12 +34,15 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise ApiError(415, "unsupported_media_type",
                        f"send the body as JSON with 'Content-Type: application/json' (got {media_type!r})")
     settings = request.app[STATE].settings
-    # No timer when the whole body is already here (a small body comes with its headers): nothing
-    # will wait, and a cancelled timer would stay in the event loop for --body-timeout seconds.
-    timeout = None if request.content.is_eof() else settings.body_timeout
     try:
-        async with asyncio.timeout(timeout):
+        if request.content.is_eof():
+            # No timer when the whole body is already here (a small body comes with its headers):
+            # nothing will wait, and a cancelled timer would stay in the event loop for
+            # --body-timeout seconds (and the timeout's context costs time before the first event).
             raw = await _read_body(request, settings.max_body_bytes)
+        else:
+            async with asyncio.timeout(settings.body_timeout):
+                raw = await _read_body(request, settings.max_body_bytes)
     except TimeoutError:
         # A body sent a few bytes at a time would hold its connection (and slot) for ever; a client
         # too slow to send its request does not get to send another on it.
@@ -53,7 +56,9 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "malformed_request", "request body must be a JSON object")
-    if _deeper_than(body, MAX_JSON_DEPTH):
+    # Nesting deeper than the limit needs more opening brackets than the limit: a body with fewer
+    # (nearly all) is not walked. (Brackets inside strings only make the count larger.)
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _deeper_than(body, MAX_JSON_DEPTH):
         raise ApiError(400, "json_too_deep", f"request body nests arrays and objects deeper than "
                        f"the depth limit of {MAX_JSON_DEPTH} levels")
     return body
@@ -62,9 +67,10 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 async def _read_body(request: web.Request, limit: int) -> bytearray:
     """The body, refused past `limit` bytes. Not `request.read()`: that keeps the body on the request,
     whose attribute dict then grows by most of a kilobyte for as long as the stream stays open."""
+    content = request.content
     body = bytearray()
-    while chunk := await request.content.readany():
-        body += chunk
+    while not content.at_eof():  # (not `while chunk := readany()`: one read less when it is all here)
+        body += await content.readany()
         if len(body) > limit:
             raise ApiError(413, "body_too_large", f"request body is larger than the limit of {limit} bytes")
     return body

@@ -41,7 +41,7 @@ from rhetor_stream.runs.store import StoredEvent
 from rhetor_stream.sse.encoding import HEARTBEAT, encode_numbered
 from rhetor_stream.sse.ids import id_head
 from rhetor_stream.stream.channel import EventChannel, coalesced
-from rhetor_stream.stream.run import ToolRun
+from rhetor_stream.stream.run import TIMER_CONTEXT, ToolRun
 from rhetor_stream.stream.supervisor import Watched
 from rhetor_stream.web.state import STATE
 
@@ -101,7 +101,7 @@ class EventStreamResponse(web.StreamResponse):
         first = not self.prepared
         writer = await super().prepare(request)
         if first and writer is not None:
-            asyncio.get_running_loop().call_soon(_send_headers, writer)
+            asyncio.get_running_loop().call_soon(_send_headers, writer, context=TIMER_CONTEXT)
         return writer
 
     async def __aenter__(self) -> EventStreamResponse:
