@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from rhetor_stream.runs.memory import EVENT_COST, RUN_COST, MemoryEventStore
-from rhetor_stream.runs.store import RUNNING, EventsExpired, RunRecord, StoredEvent
+from rhetor_stream.runs.store import RUNNING, EventsExpired, RunRecord
 
 KB_EVENT = 1000 + EVENT_COST  # what a 1000-byte event counts against the bounds
 
@@ -12,7 +12,7 @@ KB_EVENT = 1000 + EVENT_COST  # what a 1000-byte event counts against the bounds
 async def _run(store: MemoryEventStore, run_id: str, events: int, size: int, *, end: bool = True) -> None:
     await store.create(RunRecord(run_id, "Echo", RUNNING, time.time()))
     for seq in range(1, events + 1):
-        store.append(run_id, StoredEvent(seq, "chunk", b"x" * size))
+        store.append(run_id, seq, "chunk", b"x" * size)
     if end:
         store.end(run_id, "complete")
 

@@ -15,8 +15,12 @@ from rhetor_stream.runs.store import RUNNING, EventsExpired, RunRecord, StoredEv
 from rhetor_stream.stream.channel import encode_payload
 
 
+def _parts(seq: int) -> tuple[str, bytes]:
+    return "chunk" if seq % 3 else "progress", encode_payload({"n": seq, "text": "é\u2028x"})
+
+
 def _event(seq: int) -> StoredEvent:
-    return StoredEvent(seq, "chunk" if seq % 3 else "progress", encode_payload({"n": seq, "text": "é\u2028x"}))
+    return StoredEvent(seq, *_parts(seq))
 
 
 async def _everything_written(store: RedisEventStore) -> None:
@@ -42,7 +46,7 @@ async def stores(redis_url: str) -> AsyncIterator[tuple[RedisEventStore, RedisEv
 async def _run(store: RedisEventStore, run_id: str, events: int) -> None:
     await store.create(RunRecord(run_id, "Chunks", RUNNING, time.time()))
     for seq in range(1, events + 1):
-        store.append(run_id, _event(seq))
+        store.append(run_id, seq, *_parts(seq))
         if seq % 97 == 0:  # batches of several sizes, some longer than one entry holds
             await _everything_written(store)
     await _everything_written(store)
@@ -65,7 +69,7 @@ async def test_a_waiting_reader_elsewhere_gets_only_what_follows_its_place(
     executing, reading = stores
     await _run(executing, "w", 5)
     for seq in range(6, 9):
-        executing.append("w", _event(seq))  # one entry: #6 to #8
+        executing.append("w", seq, *_parts(seq))  # one entry: #6 to #8
     waiting = reading.read("w", 6, wait=10)
     await _everything_written(executing)
     assert [event.seq for event in await waiting] == [7, 8]
@@ -78,7 +82,7 @@ async def test_a_batch_sent_again_adds_nothing_twice(stores: tuple[RedisEventSto
     assert run is not None and run.written == 200
     run.written = 150  # as if the replies of the last rounds were lost with the connection
     for seq in range(201, 211):
-        executing.append("again", _event(seq))
+        executing.append("again", seq, *_parts(seq))
     await _everything_written(executing)  # sends #151 to #210: the log already has up to #200
     assert [event.seq for event in await reading.read("again", 0, wait=0)] == list(range(1, 211))
 

@@ -12,7 +12,7 @@ import asyncio
 import time
 
 from rhetor_stream.runs.memory import MemoryEventStore
-from rhetor_stream.runs.store import RUNNING, RunRecord, StoredEvent
+from rhetor_stream.runs.store import RUNNING, RunRecord
 
 EVENTS = 60
 
@@ -34,7 +34,7 @@ async def test_reads_woken_by_events_leave_no_timers_behind() -> None:
     reader = asyncio.ensure_future(follow())
     for seq in range(1, EVENTS + 1):
         await asyncio.sleep(0)  # the reader is waiting again
-        store.append("busy", StoredEvent(seq, "chunk", b"{}"))
+        store.append("busy", seq, "chunk", b"{}")
     assert await reader == EVENTS
     assert len(loop._scheduled) - before <= 2  # type: ignore[attr-defined]  # was one per event
     earlier.cancel()

@@ -62,7 +62,7 @@ async def test_followers_of_runs_elsewhere_share_one_blocking_read(redis_url: st
         assert not any(read.done() for read in reads)
         assert await _connections(redis_url) - before <= 8  # not one per follower
         for run_id in run_ids:
-            executing.append(run_id, StoredEvent(1, "chunk", b'{"n":1}'))
+            executing.append(run_id, 1, "chunk", b'{"n":1}')
         assert await asyncio.gather(*reads) == [[StoredEvent(1, "chunk", b'{"n":1}')]] * RUNS
     finally:
         await following.close()
@@ -86,7 +86,7 @@ async def test_a_new_follower_does_not_wait_out_the_shared_block(redis_url: str)
         await asyncio.sleep(0.3)  # the shared read blocks on "first" alone
         second = asyncio.ensure_future(following.read("second", 0, wait=20.0))
         await asyncio.sleep(0.3)
-        executing.append("second", StoredEvent(1, "chunk", b"{}"))
+        executing.append("second", 1, "chunk", b"{}")
         assert await second == [StoredEvent(1, "chunk", b"{}")]
         assert not first.done()
         first.cancel()

@@ -13,7 +13,7 @@ import pytest
 
 from rhetor_stream.runs import redis_store
 from rhetor_stream.runs.redis_store import RedisEventStore
-from rhetor_stream.runs.store import RUNNING, RunRecord, StoredEvent
+from rhetor_stream.runs.store import RUNNING, RunRecord
 from tests.conftest import DisposableRedis, eventually
 
 
@@ -28,8 +28,8 @@ async def test_a_run_that_ended_while_redis_was_away_says_so_once_it_is_back(
     try:
         await store.create(RunRecord("r1", "Echo", RUNNING, time.time()))
         await asyncio.to_thread(disposable_redis.stop, keep_data=keep_data)
-        store.append("r1", StoredEvent(1, "complete", b"{}"))
-        store.append("r1", StoredEvent(2, "disconnect", b"{}"))
+        store.append("r1", 1, "complete", b"{}")
+        store.append("r1", 2, "disconnect", b"{}")
         store.end("r1", "complete")
 
         async def holding() -> bool:

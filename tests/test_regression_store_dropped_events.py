@@ -11,7 +11,7 @@ import time
 import tracemalloc
 
 from rhetor_stream.runs.memory import MemoryEventStore
-from rhetor_stream.runs.store import RUNNING, RunRecord, StoredEvent
+from rhetor_stream.runs.store import RUNNING, RunRecord
 
 DATA = b"x" * 1024
 
@@ -24,7 +24,7 @@ async def test_dropped_events_are_let_go_of_at_once() -> None:
         before = tracemalloc.get_traced_memory()[0]
         # Nearly twice the bound: the list is not cut yet, most of the dropped events would still be held.
         for seq in range(1, 1900):
-            store.append("r" * 32, StoredEvent(seq, "chunk", b"%d" % seq + DATA))  # an object of its own
+            store.append("r" * 32, seq, "chunk", b"%d" % seq + DATA)  # an object of its own
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()

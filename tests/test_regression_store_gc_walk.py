@@ -23,7 +23,7 @@ async def test_kept_events_add_nothing_for_the_collector_to_walk() -> None:
     gc.collect()
     before = len(gc.get_objects())
     for seq in range(1, EVENTS + 1):
-        store.append("r", StoredEvent(seq, "chunk", b'{"n":%d}' % seq))
+        store.append("r", seq, "chunk", b'{"n":%d}' % seq)
     gc.collect()
     grown = len(gc.get_objects()) - before
     assert grown < EVENTS // 100, f"{grown} more objects for the collector to walk after keeping {EVENTS} events"

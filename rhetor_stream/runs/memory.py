@@ -91,13 +91,13 @@ class MemoryEventStore(EventStore):
         self._logs[record.run_id] = _Log(record, size=RUN_COST)
         self._total += RUN_COST
 
-    def append(self, run_id: str, event: StoredEvent) -> bool:
+    def append(self, run_id: str, seq: int, event: str, data: bytes) -> bool:
         log = self._logs[run_id]
         if not log.datas:
-            log.first = event.seq
-        log.names.append(sys.intern(event.event))  # one string per name, however the tool spelled it
-        log.datas.append(event.data)
-        cost = len(event.data) + EVENT_COST
+            log.first = seq
+        log.names.append(sys.intern(event))  # one string per name, however the tool spelled it
+        log.datas.append(data)
+        cost = len(data) + EVENT_COST
         log.size += cost
         self._total += cost
         if self._max_total_bytes is not None and self._total > self._max_total_bytes:

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from rhetor_stream.runs.store import EventStore, StoredEvent, final_status
+from rhetor_stream.runs.store import EventStore, final_status
 from rhetor_stream.stream.channel import Item, Payload, encode_payload
 
 # With nobody holding it back, a tool that never waits would starve the event loop: it yields once
@@ -44,7 +44,7 @@ class RunRecorder:
         if self._finished:
             return
         seq = self.seq = self.seq + 1
-        if self._store.append(self.run_id, StoredEvent(seq, event, encode_payload(data))):
+        if self._store.append(self.run_id, seq, event, encode_payload(data)):
             await self._store.wait_written(self.run_id)
         elif seq % _FAIRNESS_EVERY == 0:
             await asyncio.sleep(0)
@@ -94,7 +94,7 @@ class RunRecorder:
 
     def _append(self, event: str, data: Payload) -> None:
         self.seq += 1
-        self._store.append(self.run_id, StoredEvent(self.seq, event, encode_payload(data)))
+        self._store.append(self.run_id, self.seq, event, encode_payload(data))
 
     def _wake(self) -> None:
         if self._space is not None and not self._space.done():

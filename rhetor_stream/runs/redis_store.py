@@ -287,9 +287,9 @@ class RedisEventStore(EventStore):
         self._executing[record.run_id] = record
         self._held.open(record.run_id)
 
-    def append(self, run_id: str, event: StoredEvent) -> bool:
+    def append(self, run_id: str, seq: int, event: str, data: bytes) -> bool:
         run = self._held.get(run_id) or self._held.open(run_id)
-        fits = self._held.add(run, event)
+        fits = self._held.add(run, StoredEvent(seq, event, data))
         if self._away is not None:
             run.wake()  # its followers here read the unwritten events too meanwhile
         if not fits and self._away is not None and not run.overflowed:

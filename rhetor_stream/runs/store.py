@@ -111,9 +111,11 @@ class EventStore(abc.ABC):
     async def create(self, record: RunRecord) -> None: ...
 
     @abc.abstractmethod
-    def append(self, run_id: str, event: StoredEvent) -> bool:
-        """Add an event without waiting. True asks the producer to `wait_written` before the next one:
-        the backpressure of a store that writes elsewhere (the memory store never asks)."""
+    def append(self, run_id: str, seq: int, event: str, data: bytes) -> bool:
+        """Add event number `seq` (the one after the last) without waiting. True asks the producer to
+        `wait_written` before the next one: the backpressure of a store that writes elsewhere (the
+        memory store never asks). The parts rather than a StoredEvent: a store that keeps no object
+        per event does not make one to throw away (every event of every run)."""
 
     async def wait_written(self, run_id: str) -> None:
         """Wait until appended events are durable enough to bound memory."""
