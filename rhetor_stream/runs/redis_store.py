@@ -289,7 +289,7 @@ class RedisEventStore(EventStore):
 
     def append(self, run_id: str, seq: int, event: str, data: bytes) -> bool:
         run = self._held.get(run_id) or self._held.open(run_id)
-        fits = self._held.add(run, StoredEvent(seq, event, data))
+        fits = self._held.add(run, seq, event, data)
         if self._away is not None:
             run.wake()  # its followers here read the unwritten events too meanwhile
         if not fits and self._away is not None and not run.overflowed:
@@ -550,7 +550,7 @@ class RedisEventStore(EventStore):
 
     def _write_again(self, run: RunEvents, top: int) -> None:
         """Redis lost the run's log above `top`: write again what is held, and say what is gone."""
-        first = run.events[0].seq if run.events else run.last + 1
+        first = run.oldest()
         run.written = max(top, first - 1)  # unwritten events are never forgotten: not above before
         run.top = top
         gone = f"#{top + 1} to #{run.written} are gone, " if run.written > top else ""
