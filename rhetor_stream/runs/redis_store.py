@@ -34,8 +34,8 @@ its end finds them even before Redis has them (say, back from an outage, before 
 Followers of runs executing elsewhere that have caught up share one blocking XREAD (`_Followers`),
 so a thousand of them hold one connection, not a thousand; a new one interrupts that XREAD through a
 wake-up stream of this process's own rather than waiting out its block. Everything else is short
-commands on a bounded pool (`--event-store-connections`) that waits for a free connection rather
-than failing with "Too many connections".
+commands on a bounded pool (`--event-store-connections`, less the writer's own connection) that
+waits for a free connection rather than failing with "Too many connections".
 
 Each process holds a lease, a key `<prefix>:instance:<id>` it keeps renewing, and names itself as
 the owner of the runs it starts. A process that dies (kill -9, a lost machine) stops renewing; any
@@ -51,7 +51,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import attrs
@@ -96,7 +96,7 @@ _HEALTH_TIMEOUT = 1.0  # a health check answers fast, whatever Redis does
 _PENDING_LIMIT = 1024  # appended but unsent events per run before the producer waits
 _RELISTEN_FIRST, _RELISTEN_LAST = 0.5, 5.0  # pauses before listening again after Redis went away
 _REWRITE_FIRST, _REWRITE_LAST = 0.05, 1.0  # pauses between tries to write held events
-_WRITE_TIMEOUT = 5.0  # a write Redis does not answer (a hung server) counts as Redis away
+_WRITE_TIMEOUT = 5.0  # a write Redis does not answer (a hung server) counts as Redis away: see _answered
 _LAYOUT = "v2"  # in every run's keys: see the layout above
 _READ_COUNT = 1000  # entries one XREAD returns per stream
 # Events one stream entry holds at most: a reader that resumes in the middle of an entry reads all of
@@ -186,6 +186,52 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+def _client(url: str, connections: int) -> Any:
+    """A client on a pool of its own of at most `connections` connections (see RedisEventStore)."""
+    pool = BlockingConnectionPool.from_url(url, max_connections=connections, timeout=_POOL_TIMEOUT,
+                                           socket_timeout=_SOCKET_TIMEOUT, socket_connect_timeout=5,
+                                           retry=Retry(NoBackoff(), 1))
+    return redis.Redis.from_pool(pool)
+
+
+@contextlib.asynccontextmanager
+async def _answered(seconds: float) -> AsyncIterator[None]:
+    """Like `asyncio.timeout(seconds)`, plus the time this process's own event loop ran late meanwhile.
+
+    A write round Redis leaves unanswered for `seconds` means Redis is away (hung: SIGSTOP, a stuck
+    host). But a round's wall time also holds whatever else the loop runs between sending the pipeline
+    and parsing its reply, and with a thousand busy runs and another process on the core every loop
+    turn takes long: a round Redis answered at once then passed the deadline, and the store held the
+    events of every run, blaming Redis for our own lag. So the deadline is checked every fiftieth of
+    `seconds`, and how late each check ran (time the loop spent elsewhere) moves it back: on a loop
+    with time to spare a hung Redis still times out after `seconds`, on one where every turn takes
+    long a round has at least fifty turns (a reconnection's handshake takes about thirty). Redis-py's
+    socket timeout still ends a round that never gets an answer.
+    """
+    loop = asyncio.get_running_loop()
+    step = seconds / 50
+    started = loop.time()
+    late = 0.0
+    handle: asyncio.TimerHandle
+    async with asyncio.timeout(None) as timeout:
+
+        def check(due: float) -> None:
+            nonlocal late, handle
+            now = loop.time()
+            late += now - due
+            left = started + late + seconds - now
+            if left <= 0:
+                timeout.reschedule(now)  # expires now: the round ends with a TimeoutError
+            else:
+                handle = loop.call_at(now + min(step, left), check, now + min(step, left))
+
+        handle = loop.call_at(started + step, check, started + step)
+        try:
+            yield
+        finally:
+            handle.cancel()
+
+
 def _reachable(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Redis being away (or refusing us) is a StoreUnavailable (HTTP 503 before a stream), not an
     internal error; and the store starts watching for its return."""
@@ -213,10 +259,10 @@ class RedisEventStore(EventStore):
         # One retry at once covers a pooled connection that a Redis restart cut; beyond that this
         # store retries itself, holding events meanwhile (redis-py's own backoff would stall it).
         # The pool waits for a free connection: a burst of requests queues instead of failing.
-        pool = BlockingConnectionPool.from_url(url, max_connections=connections, timeout=_POOL_TIMEOUT,
-                                               socket_timeout=_SOCKET_TIMEOUT, socket_connect_timeout=5,
-                                               retry=Retry(NoBackoff(), 1))
-        self._redis: Any = redis.Redis.from_pool(pool)
+        self._redis: Any = _client(url, connections - 1)
+        # The writer's own connection, out of the same budget: a round queued behind a thousand runs'
+        # commands for a pooled one took seconds under load, and its deadline blamed Redis for it.
+        self._writer: Any = _client(url, 1)
         socket_timeout = self._redis.connection_pool.connection_kwargs.get("socket_timeout")
         self._longest_block = socket_timeout / 2 if socket_timeout else _SOCKET_TIMEOUT
         self._reap = self._redis.register_script(_REAP)
@@ -272,13 +318,16 @@ class RedisEventStore(EventStore):
                 task.cancel()
                 await asyncio.wait({task})
         try:
-            while await asyncio.wait_for(self._write_round(), _WRITE_TIMEOUT):
-                pass
+            while True:
+                async with _answered(_WRITE_TIMEOUT):
+                    if not await self._write_round():
+                        break
             await self._redis.delete(self._lease_key(self._instance))
         except (TimeoutError, RedisError) as exc:  # shutting down with Redis gone: say so
             unwritten = sum(run.last - run.written for run in self._dirty.values())
             log.warning("could not write the last %d run event(s) to redis at shutdown: %s", unwritten,
                         exc or type(exc).__name__)
+        await self._writer.aclose()
         await self._redis.aclose()
 
     @_reachable
@@ -470,7 +519,7 @@ class RedisEventStore(EventStore):
         backoff = Backoff(_REWRITE_FIRST, _REWRITE_LAST)
         while True:
             try:
-                async with asyncio.timeout(_WRITE_TIMEOUT):  # (wait_for would make a task per round)
+                async with _answered(_WRITE_TIMEOUT):
                     wrote = await self._write_round()
             except (TimeoutError, RedisError) as exc:
                 self.went_away(exc)
@@ -496,9 +545,9 @@ class RedisEventStore(EventStore):
             runs = [(run, run.unwritten(), run.ending) for run in self._to_write()]
             if not runs:
                 if self._away is not None:
-                    await self._redis.ping()  # is it back?
+                    await self._writer.ping()  # is it back?
                 return False
-            async with self._redis.pipeline(transaction=False) as pipe:
+            async with self._writer.pipeline(transaction=False) as pipe:
                 if recheck:  # Redis may have lost the lease too: no other process may reap our runs
                     pipe.set(self._lease_key(self._instance), "1", px=self._lease_ms)
                 for run, events, ending in runs:
@@ -507,7 +556,7 @@ class RedisEventStore(EventStore):
                 try:
                     replies = await pipe.execute()
                 except NoScriptError:  # a new or restarted Redis: the batch is sent again
-                    await self._redis.script_load(_APPEND)
+                    await self._writer.script_load(_APPEND)
                     return True
             self._recheck = self._recheck and not recheck
             for (run, events, ending), top in zip(runs, replies[1:] if recheck else replies):
