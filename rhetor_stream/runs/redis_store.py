@@ -51,7 +51,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import attrs
@@ -96,7 +96,7 @@ _HEALTH_TIMEOUT = 1.0  # a health check answers fast, whatever Redis does
 _PENDING_LIMIT = 1024  # appended but unsent events per run before the producer waits
 _RELISTEN_FIRST, _RELISTEN_LAST = 0.5, 5.0  # pauses before listening again after Redis went away
 _REWRITE_FIRST, _REWRITE_LAST = 0.05, 1.0  # pauses between tries to write held events
-_WRITE_TIMEOUT = 5.0  # a write Redis does not answer (a hung server) counts as Redis away: see _answered
+_WRITE_TIMEOUT = 5.0  # a write Redis does not answer (a hung server) counts as Redis away: see _Answered
 _LAYOUT = "v2"  # in every run's keys: see the layout above
 _READ_COUNT = 1000  # entries one XREAD returns per stream
 # Events one stream entry holds at most: a reader that resumes in the middle of an entry reads all of
@@ -194,8 +194,7 @@ def _client(url: str, connections: int) -> Any:
     return redis.Redis.from_pool(pool)
 
 
-@contextlib.asynccontextmanager
-async def _answered(seconds: float) -> AsyncIterator[None]:
+class _Answered:
     """Like `asyncio.timeout(seconds)`, plus the time this process's own event loop ran late meanwhile.
 
     A write round Redis leaves unanswered for `seconds` means Redis is away (hung: SIGSTOP, a stuck
@@ -206,30 +205,40 @@ async def _answered(seconds: float) -> AsyncIterator[None]:
     `seconds`, and how late each check ran (time the loop spent elsewhere) moves it back: on a loop
     with time to spare a hung Redis still times out after `seconds`, on one where every turn takes
     long a round has at least fifty turns (a reconnection's handshake takes about thirty). Redis-py's
-    socket timeout still ends a round that never gets an answer.
+    socket timeout still ends a round that never gets an answer. (A class, not a generator: one is
+    entered per write round.)
     """
-    loop = asyncio.get_running_loop()
-    step = seconds / 50
-    started = loop.time()
-    late = 0.0
-    handle: asyncio.TimerHandle
-    async with asyncio.timeout(None) as timeout:
 
-        def check(due: float) -> None:
-            nonlocal late, handle
-            now = loop.time()
-            late += now - due
-            left = started + late + seconds - now
-            if left <= 0:
-                timeout.reschedule(now)  # expires now: the round ends with a TimeoutError
-            else:
-                handle = loop.call_at(now + min(step, left), check, now + min(step, left))
+    __slots__ = ("_seconds", "_loop", "_timeout", "_started", "_late", "_handle")
 
-        handle = loop.call_at(started + step, check, started + step)
-        try:
-            yield
-        finally:
-            handle.cancel()
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._loop = asyncio.get_running_loop()
+        self._timeout = asyncio.timeout(None)
+        self._started = self._late = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+
+    async def __aenter__(self) -> None:
+        await self._timeout.__aenter__()
+        self._started = self._loop.time()
+        self._check_at(self._started + self._seconds / 50)
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        await self._timeout.__aexit__(*exc_info)  # (a TimeoutError if it expired)
+
+    def _check_at(self, when: float) -> None:
+        self._handle = self._loop.call_at(when, self._check, when)
+
+    def _check(self, due: float) -> None:
+        now = self._loop.time()
+        self._late += now - due
+        left = self._started + self._late + self._seconds - now
+        if left <= 0:
+            self._timeout.reschedule(now)  # expires now: the round ends with a TimeoutError
+        else:
+            self._check_at(now + min(self._seconds / 50, left))
 
 
 def _reachable(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -319,7 +328,7 @@ class RedisEventStore(EventStore):
                 await asyncio.wait({task})
         try:
             while True:
-                async with _answered(_WRITE_TIMEOUT):
+                async with _Answered(_WRITE_TIMEOUT):
                     if not await self._write_round():
                         break
             await self._redis.delete(self._lease_key(self._instance))
@@ -519,7 +528,7 @@ class RedisEventStore(EventStore):
         backoff = Backoff(_REWRITE_FIRST, _REWRITE_LAST)
         while True:
             try:
-                async with _answered(_WRITE_TIMEOUT):
+                async with _Answered(_WRITE_TIMEOUT):
                     wrote = await self._write_round()
             except (TimeoutError, RedisError) as exc:
                 self.went_away(exc)
