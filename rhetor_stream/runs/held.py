@@ -36,6 +36,7 @@ import collections
 import itertools
 import sys
 import time
+from typing import NamedTuple
 
 import attrs
 
@@ -49,6 +50,19 @@ _READ_LIMIT = 1000  # events one read returns, as one XREAD does
 # end included, before its client has read it, and would otherwise be read back from Redis at once.
 # A client slower than this reads the rest from Redis.
 LINGER = 5.0
+
+
+class Batch(NamedTuple):
+    """Consecutive held events as they are held: the number of the first, their names, their data
+    (what the writer sends needs no StoredEvent per event: see the module docstring)."""
+
+    first: int
+    names: list[str]
+    datas: list[bytes]
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.names) - 1
 
 
 def cost(data: bytes) -> int:
@@ -74,7 +88,7 @@ class RunEvents:
     closed: bool = False
     changed: asyncio.Future[None] | None = None
 
-    def unwritten(self) -> list[StoredEvent]:
+    def unwritten(self) -> Batch:
         return self._between(self.written, self.last)
 
     def oldest(self) -> int:
@@ -87,18 +101,16 @@ class RunEvents:
 
     def after(self, after: int, upto: int) -> list[StoredEvent]:
         """The held events after `after` up to `upto` (at most as many as one XREAD returns)."""
-        return self._between(after, min(upto, after + _READ_LIMIT))
+        first, names, datas = self._between(after, min(upto, after + _READ_LIMIT))
+        return list(map(StoredEvent, range(first, first + len(names)), names, datas))
 
-    def _between(self, after: int, upto: int) -> list[StoredEvent]:
-        """Events `after`+1 to `upto`, walking the deque from its nearer end: followers read near its
-        top, and a run may hold thousands of written events below them."""
-        count = upto - after
-        if count <= 0 or not self.datas:
-            return []
+    def _between(self, after: int, upto: int) -> Batch:
+        """Events `after`+1 to `upto`, walking the deques from their nearer end: followers read near
+        the top, and a run may hold thousands of written events below them."""
         start = max(after + 1 - self.first, 0)
-        count = min(count, len(self.datas) - start)
+        count = min(upto - after, len(self.datas) - start)
         if count <= 0:
-            return []
+            return Batch(after + 1, [], [])
         from_top = len(self.datas) - start - count
         if from_top < start:
             names = list(itertools.islice(reversed(self.names), from_top, from_top + count))[::-1]
@@ -106,7 +118,7 @@ class RunEvents:
         else:
             names = list(itertools.islice(self.names, start, start + count))
             datas = list(itertools.islice(self.datas, start, start + count))
-        return list(map(StoredEvent, range(self.first + start, self.first + start + count), names, datas))
+        return Batch(self.first + start, names, datas)
 
     async def wait(self, timeout: float) -> None:
         """Until `wake` is called (the store does when followers may have more to read: events
