@@ -68,6 +68,7 @@ from rhetor_stream.runs.store import (
     StoreUnavailable,
     unheard,
 )
+from rhetor_stream.tasks import cancel_and_wait
 
 try:
     import redis.asyncio as redis
@@ -324,8 +325,7 @@ class RedisEventStore(EventStore):
         self._followers.close()
         for task in (self._listener, self._renewing, self._flushing):
             if task is not None:
-                task.cancel()
-                await asyncio.wait({task})
+                await cancel_and_wait(task)
         try:
             while True:
                 async with _Answered(_WRITE_TIMEOUT):

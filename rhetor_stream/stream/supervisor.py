@@ -15,6 +15,8 @@ from typing import Protocol
 
 from aiohttp import web
 
+from rhetor_stream.tasks import cancel_and_wait
+
 log = logging.getLogger("rhetor_stream.supervisor")
 
 
@@ -64,8 +66,7 @@ class StreamSupervisor:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task})
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def shutdown(self, timeout: float, *, grace: float) -> None:

@@ -1,0 +1,23 @@
+"""Ending a background task: cancelled until it has ended, however often it takes.
+
+Why not one `cancel()` and a wait: on Python 3.11 `asyncio.wait_for`, which redis-py 8 puts around
+every command it sends, loses a cancellation that arrives just as the awaited command completes; the
+task goes on as if nothing happened (a lease renewed for ever), and a shutdown waiting for it never
+ends. Cancelling again until the task is done ends it either way.
+
+No imports from the project: every layer may use it.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+# Seconds between cancellations of a task that did not end.
+_AGAIN = 0.1
+
+
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` and wait until it has ended, cancelling it again each `_AGAIN` s it goes on."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=_AGAIN)
