@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 import attrs
 
-from rhetor_stream.runs.store import RunRecord, StoredEvent
+from rhetor_stream.runs.store import RunRecord, StoredEvent, stored_events
 
 # The data's bytes header and the event's slots in its run's two deques and in the buffer's order
 # (measured: ~60 bytes; its name is one shared string).
@@ -101,8 +101,7 @@ class RunEvents:
 
     def after(self, after: int, upto: int) -> list[StoredEvent]:
         """The held events after `after` up to `upto` (at most as many as one XREAD returns)."""
-        first, names, datas = self._between(after, min(upto, after + _READ_LIMIT))
-        return list(map(StoredEvent, range(first, first + len(names)), names, datas))
+        return stored_events(*self._between(after, min(upto, after + _READ_LIMIT)))
 
     def _between(self, after: int, upto: int) -> Batch:
         """Events `after`+1 to `upto`, walking the deques from their nearer end: followers read near

@@ -28,7 +28,7 @@ import time
 
 import attrs
 
-from rhetor_stream.runs.store import EventsExpired, EventStore, RunRecord, StoredEvent
+from rhetor_stream.runs.store import EventsExpired, EventStore, RunRecord, StoredEvent, stored_events
 from rhetor_stream.stream.run import TIMER_CONTEXT
 
 # What an event and a run cost beyond the event data (CPython 3.11: ~50 and ~480 bytes): its bytes
@@ -180,14 +180,13 @@ class MemoryEventStore(EventStore):
         self._on_cancel(run_id)
 
     def _after(self, log: _Log, after: int) -> list[StoredEvent]:
-        count = len(log.datas)
-        if count == log.dropped:
+        if len(log.datas) == log.dropped:
             return []
         oldest = log.first + log.dropped  # the number of the oldest event kept
         if after < oldest - 1:
             raise EventsExpired(log.record.run_id, oldest)
         start = max(after + 1 - log.first, log.dropped)
-        return list(map(StoredEvent, range(log.first + start, log.first + count), log.names[start:], log.datas[start:]))
+        return stored_events(log.first + start, log.names[start:], log.datas[start:])
 
     def _live(self, run_id: str) -> _Log | None:
         self._purge()

@@ -8,8 +8,9 @@ the same bytes, whichever process produced them.
 from __future__ import annotations
 
 import abc
+import itertools
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
@@ -40,6 +41,13 @@ class StoredEvent:
     seq: int
     event: str
     data: bytes
+
+
+def stored_events(first: int, names: Iterable[str], datas: Iterable[bytes]) -> list[StoredEvent]:
+    """Events `first`, `first + 1`, ... made from their names and data, for a reader. The stores keep
+    no object per event (the garbage collector would walk each at every full collection): what a
+    reader gets is made here, and dies young."""
+    return list(map(StoredEvent, itertools.count(first), names, datas))
 
 
 @attrs.frozen
