@@ -268,6 +268,7 @@ class RunManager:
                 # A run's last event is its `disconnect`, so only a batch's last can be one.
                 if events[-1].event == "disconnect":
                     return
+                del events  # written: a run that goes quiet now keeps none of it alive in this frame
         finally:
             if recorder is not None:
                 recorder.release(key)
