@@ -234,8 +234,13 @@ class RunFollower:
 
     async def deliver(self, events: Sequence[StoredEvent]) -> None:
         frames = list(map(self._frames, events))
-        for payload in coalesced(frames, self._max_bytes):
+        payloads = list(coalesced(frames, self._max_bytes))
+        last = payloads.pop()
+        for payload in payloads:
             await self._write(payload)
+        # A run's last event is its `disconnect`: the write that carries it ends the response too,
+        # rather than a send of its own for the end of the chunked body just after it.
+        await self._write(last, end=events[-1].event == "disconnect")
         self.events_written += len(frames)
         self.last_id = events[-1].seq
 
@@ -264,10 +269,10 @@ class RunFollower:
         if self._task is not None:
             await asyncio.wait({self._task})
 
-    async def _write(self, payload: bytes) -> None:
+    async def _write(self, payload: bytes, *, end: bool = False) -> None:
         loop = asyncio.get_running_loop()
         self.write_started = loop.time()
-        await self._response.write(payload)
+        await (self._response.write_eof(payload) if end else self._response.write(payload))
         self.last_write = loop.time()
         self.write_started = None
         self.bytes_written += len(payload)
