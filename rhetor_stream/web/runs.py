@@ -135,8 +135,8 @@ async def follow(request: web.Request, run_id: str, after: int, *, local: LocalR
     X-Events-URL header (it is not kept: every byte an open stream holds counts)."""
     state = request.app[STATE]
     settings = state.settings
-    retry_ms = retry_hint(request)
-    response = EventStreamResponse(request, SSE_HEADERS if events_url is None else
+    retry_ms = retry_hint(settings)
+    response = EventStreamResponse(state, SSE_HEADERS if events_url is None else
                                    {**SSE_HEADERS, "X-Events-URL": events_url})
     del events_url  # this frame lasts as long as the stream
     follower = RunFollower(request, response, frames(retry_ms) if frames is not None else

@@ -38,12 +38,13 @@ from aiohttp import ClientConnectionResetError, web
 from aiohttp.abc import AbstractStreamWriter
 
 from rhetor_stream.runs.store import StoredEvent
+from rhetor_stream.settings import Settings
 from rhetor_stream.sse.encoding import HEARTBEAT, encode_numbered
 from rhetor_stream.sse.ids import id_head
 from rhetor_stream.stream.channel import EventChannel, coalesced
 from rhetor_stream.stream.run import TIMER_CONTEXT, ToolRun
 from rhetor_stream.stream.supervisor import Watched
-from rhetor_stream.web.state import STATE
+from rhetor_stream.web.state import AppState
 
 log = logging.getLogger("rhetor_stream.stream")
 
@@ -58,16 +59,16 @@ SSE_HEADERS = {
 CLIENT_GONE = (ConnectionError, ClientConnectionResetError)
 
 
-def retry_hint(request: web.Request) -> int:
+def retry_hint(settings: Settings) -> int:
     """The `retry:` of a new stream, in milliseconds: `--retry-ms` with jitter, which spreads the
     reconnects of many clients cut at the same moment (a deploy, a proxy)."""
-    return round(request.app[STATE].settings.retry_ms * random.uniform(1.0, 1.25))
+    return round(settings.retry_ms * random.uniform(1.0, 1.25))
 
 
 class EventStreamResponse(web.StreamResponse):
     """The response of one event stream, and its lifecycle from the headers to `write_eof`:
 
-        response = EventStreamResponse(request)       # the SSE headers
+        response = EventStreamResponse(state)         # the SSE headers
         session = ...                                 # what the supervisor watches (it may write here)
         async with response.serving(session):         # watched and counted from here
             ...start the source...                    # before the headers: a client gone by then stops it too
@@ -85,9 +86,9 @@ class EventStreamResponse(web.StreamResponse):
     # same way), rather than in a send of their own just before it; see `prepare`.
     _send_headers_immediately = False
 
-    def __init__(self, request: web.Request, headers: Mapping[str, str] = SSE_HEADERS) -> None:
+    def __init__(self, state: AppState, headers: Mapping[str, str] = SSE_HEADERS) -> None:
         super().__init__(headers=headers)
-        self._sse_request = request
+        self._sse_state = state
         self._sse_session: Watched | None = None
 
     def serving(self, session: Watched) -> EventStreamResponse:
@@ -105,7 +106,7 @@ class EventStreamResponse(web.StreamResponse):
         return writer
 
     async def __aenter__(self) -> EventStreamResponse:
-        state = self._sse_request.app[STATE]
+        state = self._sse_state
         assert self._sse_session is not None, "enter response.serving(session)"
         state.supervisor.watch(self._sse_session)
         state.activity.active_streams += 1
@@ -113,7 +114,7 @@ class EventStreamResponse(web.StreamResponse):
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         traceback: TracebackType | None) -> bool:
-        state = self._sse_request.app[STATE]
+        state = self._sse_state
         assert self._sse_session is not None
         state.supervisor.forget(self._sse_session)
         state.activity.active_streams -= 1

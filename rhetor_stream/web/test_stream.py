@@ -33,8 +33,8 @@ async def stream_test(request: web.Request) -> web.StreamResponse:
     arguments = {name: _query_int(request, name, *bounds) for name, bounds in TEST_STREAM_PARAMS.items()}
     state = request.app[STATE]
     settings = state.settings
-    response = EventStreamResponse(request)
-    channel = EventChannel(settings.queue_size, max_bytes=settings.queue_bytes, retry_ms=retry_hint(request))
+    response = EventStreamResponse(state)
+    channel = EventChannel(settings.queue_size, max_bytes=settings.queue_bytes, retry_ms=retry_hint(settings))
     run = ToolRun(STREAM_TEST_TOOL, arguments, sink=channel, options=_TEST_OPTIONS, activity=state.activity,
                   app=request.app, progress_interval=settings.progress_interval,
                   processing_tick=settings.processing_tick)
