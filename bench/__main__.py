@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.harness import PY, ROOT, SERVERS, cpu_seconds, loadgen, rss_kib, start_server
+from bench.harness import PY, ROOT, SERVERS, cpu_seconds, loadgen, rss_kib, start_server, stolen_seconds
 
 FULL = {"single_count": 200_000, "run_count": 100_000, "streams": 1000, "stream_count": 500, "requests": 500,
         "idle": 2000, "runs": 3}
@@ -167,6 +167,18 @@ def targets(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def noise(stolen_before: float | None, started: float) -> str:
+    """How much of the machine others took while the figures were measured (a line for the report)."""
+    stolen_after = stolen_seconds()
+    if stolen_before is None or stolen_after is None:
+        return "CPU time taken by other guests of the machine: not known here (no /proc/stat steal count)."
+    stolen = stolen_after - stolen_before
+    share = stolen / ((time.monotonic() - started) * (os.cpu_count() or 1))
+    return (f"CPU time taken by other guests of the machine during this run (/proc/stat steal): {stolen:.1f} s, "
+            f"{share:.1%} of all cores (the more, the noisier the rates; ratios measured side by side hold "
+            "better).")
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -185,6 +197,7 @@ def main() -> None:
     parser.add_argument("--no-mcp", action="store_true", help="skip the /mcp vs /api/mcp/v2/stream figure")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
+    stolen, started = stolen_seconds(), time.monotonic()
     results = {}
     for name in args.servers:
         print(f"measuring {name} (test stream) ...", file=sys.stderr, flush=True)
@@ -208,6 +221,7 @@ def main() -> None:
         print("measuring a tool call through /mcp ...", file=sys.stderr, flush=True)
         sections += ["", "A tool call through `/mcp`:", "",
                      compare_mcp(plan["runs"], events=2_000 if args.quick else 20_000)]
+    sections += ["", noise(stolen, started)]
     report = "\n".join(sections)
     print(report)
     if args.markdown:

@@ -77,3 +77,14 @@ def cpu_seconds(pid: int) -> float:
     the machine's load barely moves."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stolen_seconds() -> float | None:
+    """CPU time the hypervisor gave to other guests, all cores together (/proc/stat's `steal`), or
+    None where there is no such count. On a shared virtual machine it tells a noisy run from a quiet
+    one: the same code measured while others took the cores gives figures half as good."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if fields[0] == "cpu" and len(fields) > 8 else None
