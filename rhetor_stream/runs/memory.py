@@ -29,7 +29,7 @@ import time
 import attrs
 
 from rhetor_stream.runs.store import EventsExpired, EventStore, RunRecord, StoredEvent, stored_events
-from rhetor_stream.stream.run import TIMER_CONTEXT
+from rhetor_stream.tasks import TIMER_CONTEXT
 
 # What an event and a run cost beyond the event data (CPython 3.11: ~50 and ~480 bytes): its bytes
 # header and its slots in the two lists (its name is one shared string); a run's log, record, key and

@@ -8,7 +8,6 @@ client that has gone away gets no final frames: there is nobody left to read the
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import os
 import re
@@ -23,18 +22,13 @@ from rhetor_stream.stream.channel import EventSink, Item
 from rhetor_stream.stream.frames import ending, error_frames, failure, timestamp
 from rhetor_stream.stream.options import StreamOptions
 from rhetor_stream.stream.progress import ProgressThrottle
+from rhetor_stream.tasks import TIMER_CONTEXT
 from rhetor_stream.tools.registry import Tool, ToolContext, ToolError
 
 log = logging.getLogger("rhetor_stream.run")
 
 STREAM_EVENT_TYPES = frozenset({"progress", "chunk", "message"})
 
-
-# The context of timers and callbacks that read no context variables. Without one, asyncio copies the
-# caller's context for each: time before a stream's first event, and an open run's timers wait for
-# seconds, 64 bytes each per open run. (Sharing one is safe: the loop runs one callback at a time,
-# and these set no variables.)
-TIMER_CONTEXT = contextvars.Context()
 
 RUN_ID_SHAPE = "32 lowercase hexadecimal digits"
 _RUN_ID = re.compile("[0-9a-f]{32}")

@@ -42,8 +42,9 @@ from rhetor_stream.settings import Settings
 from rhetor_stream.sse.encoding import HEARTBEAT, encode_numbered
 from rhetor_stream.sse.ids import id_head
 from rhetor_stream.stream.channel import EventChannel, coalesced
-from rhetor_stream.stream.run import TIMER_CONTEXT, ToolRun
+from rhetor_stream.stream.run import ToolRun
 from rhetor_stream.stream.supervisor import Watched
+from rhetor_stream.tasks import TIMER_CONTEXT
 from rhetor_stream.web.state import AppState
 
 log = logging.getLogger("rhetor_stream.stream")
