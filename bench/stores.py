@@ -52,15 +52,16 @@ def measure_side_by_side(plan: dict[str, int], servers: dict[str, tuple[str, ...
     rounds, the order turned each round: figures of two servers measured minutes apart moved with
     the shared machine's load more than with the servers (`--workers 2` against one worker gave
     1.1x to 1.9x on the same code, one measured after the other)."""
-    started = {name: start_server(f"rhetor_stream {' '.join(flags)}", lambda port, flags=flags: [
-        *SERVERS["rhetor_stream"](port), *flags], pinned=pinned) for name, flags in servers.items()}
+    started: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     figures = {name: {key: [] for key in ("single", "concurrent", "single_cpu", "concurrent_cpu",
                                          "single_redis_cpu", "concurrent_redis_cpu")} for name in servers}
     errors = dict.fromkeys(servers, 0)
     order = list(servers)
     try:
-        for _process, port in started.values():
-            loadgen("throughput", port, path="run", count=1000)  # warm-up (every worker imports lazily)
+        for name, flags in servers.items():
+            started[name] = start_server(f"rhetor_stream {' '.join(flags)}", lambda port, flags=flags: [
+                *SERVERS["rhetor_stream"](port), *flags], pinned=pinned)
+            loadgen("throughput", started[name][1], path="run", count=1000)  # warm-up (workers import lazily)
         for _ in range(plan["runs"]):
             for name in order:
                 process, port = started[name]
