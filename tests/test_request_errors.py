@@ -59,6 +59,15 @@ async def test_unknown_route_and_method_are_json(client: TestClient) -> None:
     assert response.status == 404 and (await response.json())["code"] == "not_found"
     response = await client.get("/api/mcp/v2/stream")
     assert response.status == 405 and (await response.json())["code"] == "method_not_allowed"
+    assert response.headers["Allow"] == "POST"
+
+
+async def test_a_path_no_route_takes_still_passes_the_security_checks(client: TestClient) -> None:
+    """No route takes it, and yet its Host is checked (a rebinding page learns nothing more here)."""
+    response = await client.get("/nowhere", headers={"Host": "evil.example"})
+    assert response.status == 421 and (await response.json())["code"] == "host_not_allowed"
+    response = await client.put("/", headers={"Host": "evil.example"})
+    assert response.status == 421
 
 
 async def test_cors_allows_configured_origins_only(make_client: MakeClient) -> None:

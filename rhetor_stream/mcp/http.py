@@ -9,8 +9,8 @@
 
 Every tools/call is a run of the RunManager, like `POST /api/mcp/v2/stream`: its events are logged
 (in Redis, for all processes), the SSE ids are their numbers in that log, and a client that loses the
-connection has `--mcp-resume-grace` seconds to come back before the run is cancelled. The security
-middleware checks `Host`, `Origin` and the API key of every request here before this code runs.
+connection has `--mcp-resume-grace` seconds to come back before the run is cancelled. The front door
+(`web.front_door`) checks `Host`, `Origin` and the API key of every request here before this code runs.
 
 Transport problems (unreadable JSON, a missing or unknown session, a version or Accept the server
 cannot serve) are HTTP errors whose body is a JSON-RPC error; problems of a method call are JSON-RPC
@@ -39,6 +39,7 @@ from rhetor_stream.sse.encoding import encode_json_event
 from rhetor_stream.stream.options import StreamOptions
 from rhetor_stream.web import guard
 from rhetor_stream.web.errors import ApiError
+from rhetor_stream.web.front_door import FrontDoor
 from rhetor_stream.web.runs import follow
 from rhetor_stream.web.state import STATE
 from rhetor_stream.web.streams import SSE_HEADERS, RunCall
@@ -95,8 +96,9 @@ def call_run_id(session: Session, request_id: RequestId) -> str:
 MCP = web.AppKey("rhetor_stream_mcp", McpState)
 
 
-def setup(app: web.Application) -> list[web.AbstractRoute]:
-    """Serve `/mcp` on `app`; returns its routes (CORS applies to them like to the API's)."""
+def setup(app: web.Application, door: FrontDoor) -> list[web.AbstractRoute]:
+    """Serve `/mcp` on `app`, through its front `door`; returns its routes (CORS applies to them
+    like to the API's)."""
     settings = app[STATE].settings
 
     def signer() -> Capabilities:
@@ -105,7 +107,7 @@ def setup(app: web.Application) -> list[web.AbstractRoute]:
         return capabilities
 
     app[MCP] = McpState(Sessions(signer, settings.capability_ttl))
-    return [app.router.add_post(PATH, post), app.router.add_get(PATH, get), app.router.add_delete(PATH, delete)]
+    return [door.post(PATH, post), door.get(PATH, get, head=False), door.delete(PATH, delete)]
 
 
 class TransportError(Exception):

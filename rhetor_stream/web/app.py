@@ -24,7 +24,7 @@ from rhetor_stream.tools.registry import ToolRegistry
 from rhetor_stream.web import guard, runs, site, test_stream, tool_calls
 from rhetor_stream.web.capacity import CAPACITY, Capacity
 from rhetor_stream.web.errors import ServerLog
-from rhetor_stream.web.middleware import front_door
+from rhetor_stream.web.front_door import FrontDoor
 from rhetor_stream.web.state import STATE, AppState
 
 # How --shutdown-timeout is spent: open streams get half of it to end with their final frames, then
@@ -62,10 +62,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
     settings = settings or Settings()
     if tools is None:
         tools = served_tools(settings.tools)  # a module that cannot be served stops start-up
-    # The security checks first: a request they refuse takes no place under --max-streams.
-    app = web.Application(middlewares=[front_door(LIMITED, DETACHING)],
-                          client_max_size=settings.max_body_bytes,
-                          handler_args={"logger": ServerLog(server_logger)})
+    app = web.Application(client_max_size=settings.max_body_bytes, handler_args={"logger": ServerLog(server_logger)})
     app[CAPACITY] = Capacity.from_settings(settings)
     supervisor = StreamSupervisor(poll=settings.disconnect_poll, send_timeout=settings.send_timeout,
                                   heartbeat=settings.heartbeat)
@@ -80,22 +77,26 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
     guard.setup(app, settings)  # after _supervise: the run-token secret may come from the store
     app.on_shutdown.append(_end_streams)
 
+    # Every route passes the front door: the security checks first (a request they refuse takes no
+    # place under --max-streams), then the place, and any error becomes its JSON answer.
+    door = FrontDoor(app, limited=LIMITED, detaching=DETACHING)
     api_routes = [
-        app.router.add_post(f"{API}/stream", runs.stream_as_run),
-        app.router.add_post(f"{API}/runs", runs.start_run),
-        app.router.add_get(f"{API}/runs/{{run_id}}", runs.run_status),
-        app.router.add_delete(f"{API}/runs/{{run_id}}", runs.cancel_run),
-        app.router.add_get(f"{API}/runs/{{run_id}}/events", runs.run_events),
-        app.router.add_post(f"{API}/process", tool_calls.process_tool),
-        app.router.add_get(f"{API}/stream/test", test_stream.stream_test),
-        app.router.add_get(f"{API}/tools", tool_calls.list_tools),
-        app.router.add_get("/health", site.health),
-        *mcp_http.setup(app),
+        door.post(f"{API}/stream", runs.stream_as_run),
+        door.post(f"{API}/runs", runs.start_run),
+        door.get(f"{API}/runs/{{run_id}}", runs.run_status),
+        door.delete(f"{API}/runs/{{run_id}}", runs.cancel_run),
+        door.get(f"{API}/runs/{{run_id}}/events", runs.run_events, head=False),
+        door.post(f"{API}/process", tool_calls.process_tool),
+        door.get(f"{API}/stream/test", test_stream.stream_test, head=False),
+        door.get(f"{API}/tools", tool_calls.list_tools),
+        door.get("/health", site.health),
+        *mcp_http.setup(app, door),
     ]
-    app.router.add_get("/", site.page)
-    app.router.add_get("/static/{name}", site.static_file)
+    door.get("/", site.page)
+    door.get("/static/{name}", site.static_file)
     if settings.cors_origin:
         _allow_origins(app, settings.cors_origin, api_routes)
+    door.unmatched()  # last: it takes whatever no route above took
     return app
 
 

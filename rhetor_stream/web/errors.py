@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from rhetor_stream.errors import RhetorError
@@ -54,7 +54,7 @@ class ServerLog(logging.LoggerAdapter[logging.Logger]):
 
 
 class ApiError(RhetorError):
-    """A request a handler or middleware refuses: the status and code given here, the context as
+    """A request a handler or the front door refuses: the status and code given here, the context as
     `extra` fields, `headers` of the response's own (`Retry-After`, `WWW-Authenticate`); `close`
     ends the connection after the answer, for a client that should not send another on it."""
 
@@ -103,7 +103,10 @@ def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse | N
             message = f"no such endpoint: {request.method} {request.path}"
         elif exc.status == 405:
             message = f"{request.method} is not allowed on {request.path}"
-        return error_response(exc.status, code, message)
+        answer = error_response(exc.status, code, message)
+        if hdrs.ALLOW in exc.headers:  # a 405 says which methods the path has
+            answer.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+        return answer
     if isinstance(exc, ConnectionError):
         # The client left before its response could start (aiohttp's ClientConnectionResetError is
         # one): nobody is left to read an answer, and it is not a server fault worth a traceback.
